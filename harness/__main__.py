@@ -1,0 +1,3 @@
+from mer_bench.cli import main
+
+main()

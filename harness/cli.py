@@ -1,0 +1,261 @@
+"""The ``mer-bench`` command line: parse, build a config, call the core, print tables.
+
+Errors a user can act on are printed as one line with a non-zero exit; ``--verbose``
+adds the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from mer_bench.errors import MerBenchError
+
+FORMAT = click.Choice(["terminal", "markdown", "csv", "latex", "json"])
+
+
+@dataclass
+class State:
+    verbose: bool = False
+    strict_plugins: bool = False
+    _plugins: object = field(default=None, repr=False)
+    _registry: object = field(default=None, repr=False)
+
+    def registry(self):
+        from mer_bench.registry import load_registry
+
+        if self._registry is None:
+            self._registry = load_registry()
+        return self._registry
+
+    def plugins(self):
+        """Load plugins once per command, warning about any that failed."""
+        from mer_bench.plugins import load_plugins
+
+        if self._plugins is None:
+            self._plugins = load_plugins(self.registry().builtins.plugins, strict=self.strict_plugins)
+            for failure in self._plugins.failures:
+                click.echo(f"warning: plugin {failure.source} failed to load: {failure.error}", err=True)
+        return self._plugins
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MerBenchError as exc:
+            if ctx.params.get("verbose"):
+                traceback.print_exc()
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group)
+@click.option("--verbose", is_flag=True, help="Show tracebacks with errors.")
+@click.option("--strict-plugins", is_flag=True, help="Fail when any plugin fails to load (for plugin authors).")
+@click.version_option(package_name="mer-bench")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, strict_plugins: bool) -> None:
+    """mer-bench: re-run music emotion recognition models under one fair protocol."""
+    ctx.obj = State(verbose=verbose, strict_plugins=strict_plugins)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def plugins(state: State, as_json: bool) -> None:
+    """List every dataset, label, feature and model plugin, and any that failed."""
+    loaded = state.plugins()
+    rows = [
+        {
+            "kind": e.kind,
+            "name": e.name,
+            "source": {
+                "plugin": e.source.plugin,
+                "distribution": e.source.distribution,
+                "version": e.source.version,
+                "builtin": e.source.builtin,
+            },
+        }
+        for e in loaded.all_entries()
+    ]
+    failures = [
+        {
+            "plugin": f.source.plugin,
+            "distribution": f.source.distribution,
+            "version": f.source.version,
+            "error": f.error,
+        }
+        for f in loaded.failures
+    ]
+    if as_json:
+        click.echo(json.dumps({"plugins": rows, "failures": failures}, indent=2))
+        return
+    import pandas as pd
+
+    from mer_bench.report import print_table
+
+    table = pd.DataFrame(
+        [
+            {"Kind": r["kind"], "Name": r["name"], "Source": f"{r['source']['distribution']} {r['source']['version']}"}
+            for r in rows
+        ]
+    )
+    print_table(table, "terminal", "mer-bench plugins")
+
+
+@cli.group()
+def datasets() -> None:
+    """List dataset plugins or check local copies of datasets."""
+
+
+@datasets.command("list")
+@click.option("--data-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_DATA", help="Folder holding one folder per dataset.")
+@click.pass_obj
+def datasets_list(state: State, data_dir: Path | None) -> None:
+    """Show each dataset plugin, where to get it, and whether it is found."""
+    import pandas as pd
+
+    from mer_bench.report import print_table
+
+    loaded = state.plugins()
+    rows = []
+    for entry in sorted(loaded.entries["dataset"].values(), key=lambda e: e.name):
+        loader = entry.obj
+        names = (loader.name, *loader.folder_names)
+        found = next((str(Path(data_dir) / n) for n in names if data_dir and (Path(data_dir) / n).is_dir()), "")
+        info = loader.describe()
+        rows.append(
+            {
+                "Name": loader.name,
+                "Title": info.title,
+                "Folder names": ", ".join(names),
+                "Found under data dir": found,
+                "Download": info.download,
+            }
+        )
+    print_table(pd.DataFrame(rows), "terminal", "dataset plugins")
+
+
+@datasets.command("verify")
+@click.argument("names", nargs=-1)
+@click.option("--data-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_DATA")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Run config with [paths].")
+@click.pass_obj
+def datasets_verify(state: State, names: tuple[str, ...], data_dir: Path | None, config_file: Path | None) -> None:
+    """Load datasets and decode every audio file; exit 1 if anything is wrong."""
+    from mer_bench.config import expand_datasets, read_config_file
+    from mer_bench.verify import verify_datasets
+
+    paths = {k: Path(v) for k, v in (read_config_file(config_file).get("paths", {}) if config_file else {}).items()}
+    chosen = expand_datasets(list(names) or ["all"], state.registry())
+    from mer_bench.progress import Progress
+
+    with Progress(enabled=sys.stderr.isatty()) as progress:
+        report = verify_datasets(state.plugins(), chosen, data_dir, paths, progress)
+    from mer_bench.report import print_table
+
+    print_table(report.summary, "terminal", "dataset check")
+    for line in report.notes:
+        click.echo(f"  note: {line}")
+    for line in report.problems:
+        click.echo(f"  problem: {line}")
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+
+
+@cli.command()
+@click.option("--model", help="Model plugin name.")
+@click.option("--datasets", "datasets_", help="'all' (the four paper datasets) or a comma-separated list.")
+@click.option("--data-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_DATA", help="Folder holding one folder per dataset.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML run configuration.")
+@click.option("--preset", help="Preset from registry.toml (paper, quick).")
+@click.option("--seed", type=int)
+@click.option("--folds", type=int)
+@click.option("--epochs", type=int, help="Override the model's epochs setting.")
+@click.option("--resume", "resume", metavar="RUN_ID", help="Continue an interrupted run at its first unfinished fold.")
+@click.option("--runs-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_RUNS", default="runs", show_default=True)
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.pass_obj
+def run(state: State, model, datasets_, data_dir, config_file, preset, seed, folds, epochs, resume, runs_dir, no_progress) -> None:
+    """Run a model on datasets under the protocol, then print Tables 3, 4 and 5."""
+    from mer_bench.config import build_config, resume_config
+    from mer_bench.pipeline import run_benchmark
+    from mer_bench.progress import Progress
+    from mer_bench.report import leaderboard, print_table, table3, table4
+    from mer_bench.results import RunFolder
+
+    overrides = {
+        "model": model,
+        "datasets": datasets_,
+        "data_dir": data_dir,
+        "preset": preset,
+        "seed": seed,
+        "folds": folds,
+        "model_settings": {"epochs": epochs} if epochs is not None else None,
+    }
+    registry = state.registry()
+    if resume:
+        stored = RunFolder.open(runs_dir, resume).read_json("manifest.json")["config"]
+        config = resume_config(registry, stored, overrides, config_file)
+    else:
+        config = build_config(registry, overrides, config_file)
+    with Progress(enabled=not no_progress) as progress:
+        folder = run_benchmark(config, state.plugins(), runs_dir, resume=resume, progress=progress, command=sys.argv)
+    click.echo(f"run {folder.run_id} written to {folder.path}")
+    print_table(table3(folder), "terminal", "Table 3: test-set scores of each fold's model")
+    print_table(table4(folder), "terminal", "Table 4: per-class scores, mean over folds")
+    print_table(leaderboard(registry, [folder]), "terminal", "Table 5: published results and this run")
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--runs-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_RUNS", default="runs", show_default=True)
+@click.option("--format", "fmt", type=FORMAT, default="terminal", show_default=True)
+@click.pass_obj
+def report(state: State, run_id: str, runs_dir: Path, fmt: str) -> None:
+    """Print Table 3 (per fold) and Table 4 (per class) of a run."""
+    from mer_bench.report import print_table, table3, table4
+    from mer_bench.results import RunFolder
+
+    folder = RunFolder.open(runs_dir, run_id)
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "run_id": folder.run_id,
+                    "table3": json.loads(table3(folder).to_json(orient="records")),
+                    "table4": json.loads(table4(folder).to_json(orient="records")),
+                },
+                indent=2,
+            )
+        )
+        return
+    print_table(table3(folder), fmt, f"Table 3: {folder.run_id}")
+    if fmt != "terminal":
+        click.echo("")
+    print_table(table4(folder), fmt, f"Table 4: {folder.run_id}")
+
+
+@cli.command("leaderboard")
+@click.argument("run_ids", nargs=-1)
+@click.option("--runs-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_RUNS", default="runs", show_default=True)
+@click.option("--format", "fmt", type=FORMAT, default="terminal", show_default=True)
+@click.pass_obj
+def leaderboard_cmd(state: State, run_ids: tuple[str, ...], runs_dir: Path, fmt: str) -> None:
+    """Compare published results with re-runs (all finished runs unless RUN_IDs are given)."""
+    from mer_bench.report import completed_runs, leaderboard, print_table
+    from mer_bench.results import RunFolder
+
+    folders = [RunFolder.open(runs_dir, r) for r in run_ids] if run_ids else completed_runs(runs_dir)
+    print_table(leaderboard(state.registry(), folders), fmt, "Table 5: published results and re-runs")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="mer-bench")

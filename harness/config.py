@@ -1,0 +1,121 @@
+"""Run configuration: defaults, then a preset, then a TOML file, then command-line flags."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mer_bench.errors import ConfigError
+from mer_bench.registry import Registry
+
+
+class RunConfig(BaseModel):
+    """Everything that decides what a run computes. Stored whole in the run's manifest."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str
+    datasets: list[str] = Field(min_length=1)
+    preset: str = "paper"
+    seed: int = 0
+    folds: int = Field(5, ge=2)
+    test_size: float = Field(0.1, gt=0, lt=1)
+    clip_seconds: float = Field(24.0, gt=0)
+    balance: bool = True
+    data_dir: Path | None = None
+    #: Per-dataset roots that override the data directory.
+    paths: dict[str, Path] = Field(default_factory=dict)
+    #: Settings of the model plugin, validated by its own settings model.
+    model_settings: dict[str, Any] = Field(default_factory=dict)
+    #: Settings of the feature extractor the model consumes.
+    feature_settings: dict[str, Any] = Field(default_factory=dict)
+
+    def comparable(self) -> dict[str, Any]:
+        """The fields that decide results (locations excluded), for resume checks."""
+        return self.model_dump(mode="json", exclude={"data_dir", "paths"})
+
+
+def expand_datasets(names: list[str], registry: Registry) -> list[str]:
+    """Replace suite names (such as ``all``) by their datasets, keeping order and dropping repeats."""
+    out: list[str] = []
+    for name in names:
+        for item in registry.suites.get(name, [name]):
+            if item not in out:
+                out.append(item)
+    return out
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The tables of a TOML run-config file."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def build_config(
+    registry: Registry,
+    overrides: dict[str, Any],
+    config_file: Path | None = None,
+) -> RunConfig:
+    """Merge defaults, the preset, the config file and ``overrides`` (None values ignored).
+
+    ``overrides`` may hold ``model_settings`` and ``feature_settings`` dicts, merged key by key.
+    """
+    file_values = read_config_file(config_file) if config_file else {}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    preset_name = given.get("preset") or file_values.get("preset") or "paper"
+    preset = registry.preset(preset_name)
+    values: dict[str, Any] = {**preset.protocol_values(), **file_values, **given, "preset": preset_name}
+    model = values.get("model")
+    if not model:
+        raise ConfigError("no model given: pass --model NAME or set model in the config file")
+    for key, preset_part in (("model_settings", preset.models.get(model, {})), ("feature_settings", {})):
+        values[key] = {**preset_part, **file_values.get(key, {}), **given.get(key, {})}
+    if isinstance(values.get("datasets"), str):
+        values["datasets"] = [d.strip() for d in values["datasets"].split(",") if d.strip()]
+    if values.get("datasets"):
+        values["datasets"] = expand_datasets(values["datasets"], registry)
+    try:
+        return RunConfig.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid run configuration: {problems}") from None
+
+
+def resume_config(
+    registry: Registry,
+    stored: dict[str, Any],
+    overrides: dict[str, Any],
+    config_file: Path | None = None,
+) -> RunConfig:
+    """The config of a run being resumed: the stored one, with any values given again on top.
+
+    Values given again are kept so that the resume check can refuse ones that differ;
+    the data location may change freely.
+    """
+    file_values = read_config_file(config_file) if config_file else {}
+    given = {k: v for k, v in {**file_values, **overrides}.items() if v is not None}
+    values = {**stored, **given}
+    for key in ("model_settings", "feature_settings"):
+        values[key] = {**stored.get(key, {}), **given.get(key, {})}
+    if isinstance(values.get("datasets"), str):
+        values["datasets"] = expand_datasets([d.strip() for d in values["datasets"].split(",")], registry)
+    try:
+        return RunConfig.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid run configuration: {exc}") from None
+
+
+def validate_settings(model_cls: type[BaseModel], values: dict[str, Any], owner: str) -> BaseModel:
+    """Validate a plugin's settings table, naming the plugin and field on error."""
+    try:
+        return model_cls.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid settings for {owner}: {problems}") from None

@@ -1,0 +1,67 @@
+"""Stage 1, discover: find each dataset's folder and read its validated track table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from mer_bench.errors import DatasetError
+from mer_bench.plugins import PluginSet
+from mer_bench.types import DatasetLoader, Exclusion, validate_tracks
+
+
+@dataclass
+class Discovery:
+    """Every dataset's tracks in one table, where each was read from, and what loaders excluded."""
+
+    tracks: pd.DataFrame
+    roots: dict[str, Path]
+    excluded: list[Exclusion]
+
+
+def resolve_root(loader: DatasetLoader, data_dir: Path | None, explicit: Path | None) -> Path:
+    """The folder a dataset is read from.
+
+    An explicit path wins; then ``data_dir/<name>`` or ``data_dir/<archive folder name>``;
+    then the loader's own default (the demo generates itself). Otherwise the error says
+    which folder to create.
+    """
+    if explicit is not None:
+        if not Path(explicit).is_dir():
+            raise DatasetError(f"dataset {loader.name!r}: configured path {explicit} is not a folder")
+        return Path(explicit)
+    names = (loader.name, *loader.folder_names)
+    if data_dir is not None:
+        for name in names:
+            candidate = Path(data_dir) / name
+            if candidate.is_dir():
+                return candidate
+    default = loader.default_root()
+    if default is not None:
+        return default
+    where = f"{data_dir}" if data_dir is not None else "the data directory (--data-dir or MER_BENCH_DATA)"
+    raise DatasetError(
+        f"dataset {loader.name!r} not found: unpack it as {' or '.join(names)} under {where}, "
+        f"or set [paths] {loader.name} = \"...\" in the config file ({loader.describe().download})"
+    )
+
+
+def discover(
+    plugins: PluginSet,
+    datasets: list[str],
+    data_dir: Path | None = None,
+    paths: dict[str, Path] | None = None,
+) -> Discovery:
+    """Load and validate every named dataset; the track tables are concatenated in the given order."""
+    paths = paths or {}
+    loaders = [plugins.dataset(name) for name in datasets]
+    tables, roots, excluded = [], {}, []
+    for loader in loaders:
+        root = resolve_root(loader, data_dir, paths.get(loader.name))
+        loaded = loader.load(root)
+        tables.append(validate_tracks(loaded.tracks, loader.name, loader.scale))
+        roots[loader.name] = root
+        excluded.extend(loaded.excluded)
+    return Discovery(pd.concat(tables, ignore_index=True), roots, excluded)

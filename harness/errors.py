@@ -1,0 +1,38 @@
+"""Exceptions a user can act on. The CLI prints their message as one line."""
+
+
+class MerBenchError(Exception):
+    """Base class of every error mer-bench reports to the user."""
+
+
+class ConfigError(MerBenchError):
+    """A run configuration, preset or settings table is invalid."""
+
+
+class PluginError(MerBenchError):
+    """A plugin failed to load, conflicts with another, or does not exist."""
+
+
+class UnknownPluginError(PluginError):
+    """A plugin name was asked for that no loaded plugin provides."""
+
+    def __init__(self, kind: str, name: str, known: list[str]):
+        self.kind, self.name, self.known = kind, name, known
+        listing = ", ".join(sorted(known)) or "none"
+        super().__init__(f"unknown {kind} plugin {name!r}; known {kind} plugins: {listing}")
+
+
+class DatasetError(MerBenchError):
+    """A dataset cannot be found or its track table is malformed."""
+
+
+class AudioError(MerBenchError):
+    """An audio file is missing or cannot be decoded."""
+
+    def __init__(self, path, reason: str):
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}")
+
+
+class RunError(MerBenchError):
+    """A run folder is missing, damaged, or does not match the command resuming it."""

@@ -1,0 +1,55 @@
+"""Stage 6b, score: scikit-learn metrics per fold, and their mean and std over folds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from mer_bench.types import QUADRANTS
+
+HEADLINE = ("accuracy", "macro_f1", "micro_f1")
+
+
+def score(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    """Accuracy, macro and micro F1, per-class precision/recall/F1/support and the confusion matrix.
+
+    Classes are the indices of :data:`QUADRANTS`; a class never predicted scores 0, not NaN.
+    """
+    labels = list(range(len(QUADRANTS)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "micro_f1": float(f1_score(y_true, y_pred, labels=labels, average="micro", zero_division=0)),
+        "per_class": {
+            q: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for q, p, r, f, s in zip(QUADRANTS, precision, recall, f1, support)
+        },
+        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def aggregate(fold_metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and (population) std over folds of every headline and per-class metric.
+
+    The confusion matrices are summed: the test set seen by every fold's model.
+    """
+
+    def stats(values: list[float]) -> dict[str, float]:
+        arr = np.asarray(values, dtype=float)
+        return {"mean": float(arr.mean()), "std": float(arr.std())}
+
+    out: dict[str, Any] = {"folds": len(fold_metrics)}
+    for key in HEADLINE:
+        out[key] = stats([m[key] for m in fold_metrics])
+    out["per_class"] = {
+        q: {k: stats([m["per_class"][q][k] for m in fold_metrics]) for k in ("precision", "recall", "f1")}
+        for q in QUADRANTS
+    }
+    out["confusion"] = np.sum([m["confusion"] for m in fold_metrics], axis=0).tolist()
+    return out

@@ -1,0 +1,193 @@
+"""One benchmark run, stage by stage: discover, label, prepare, split, features, fit, score.
+
+Each stage takes a table and returns a table or arrays; this module only passes them
+along and writes the run folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mer_bench import __version__
+from mer_bench.config import RunConfig, validate_settings
+from mer_bench.discover import discover
+from mer_bench.errors import RunError
+from mer_bench.features import Features, extract_features
+from mer_bench.label import assign_quadrants
+from mer_bench.metrics import aggregate, score
+from mer_bench.plugins import PluginSet
+from mer_bench.prepare import exclusions_table, prepare
+from mer_bench.progress import SILENT, Progress
+from mer_bench.protocol import fold_parts, make_splits, track_uids
+from mer_bench.results import (
+    RunFolder,
+    csv_bytes,
+    git_commit,
+    host_info,
+    new_run_id,
+    package_versions,
+)
+from mer_bench.types import QUADRANTS, FoldData, ModelFactory, quadrant_index
+
+
+def fold_seed(seed: int, fold: int) -> int:
+    """A fold's own seed, independent of the folds before it, so a resumed run matches."""
+    return int(np.random.SeedSequence([seed, fold]).generate_state(1)[0])
+
+
+def data_fingerprints(tracks: pd.DataFrame) -> dict[str, str]:
+    """Per dataset, a sha256 over what the run uses of each track: id, labels, decoded length, file size."""
+    out = {}
+    for dataset, rows in tracks.groupby("dataset", sort=True):
+        digest = hashlib.sha256()
+        for row in rows.sort_values("track_id").itertuples(index=False):
+            size = Path(row.audio_path).stat().st_size
+            digest.update(
+                f"{row.track_id}|{row.quadrant}|{row.arousal!r}|{row.valence!r}|{row.decoded_s:.4f}|{size}\n".encode()
+            )
+        out[dataset] = digest.hexdigest()
+    return out
+
+
+def _fold_data(uids: list[str], features: Features, labels: dict[str, str]) -> FoldData:
+    have = set(features.uids)
+    kept = [u for u in uids if u in have]
+    return FoldData(features.rows(kept), quadrant_index(labels[u] for u in kept), kept)
+
+
+def run_fold(
+    folder: RunFolder,
+    fold: int,
+    factory: ModelFactory,
+    settings: Any,
+    splits: pd.DataFrame,
+    features: Features,
+    seed: int,
+) -> dict[str, Any]:
+    """Fit one fold on its train part (early stopping on its validation part), score it on the test set."""
+    labels = dict(zip(splits["uid"], splits["quadrant"]))
+    parts = {name: _fold_data(uids, features, labels) for name, uids in fold_parts(splits, fold).items()}
+    model = factory.build(settings, n_classes=len(QUADRANTS), seed=fold_seed(seed, fold))
+    history = model.fit(parts["train"], parts["val"])
+    test = parts["test"]
+    proba = np.asarray(model.predict_proba(test.x), dtype=float)
+    predicted = proba.argmax(axis=1)
+    metrics = score(test.y, predicted)
+    metrics.update(fold=fold, n_train=len(parts["train"].y), n_val=len(parts["val"].y), epochs=len(history))
+    predictions = pd.DataFrame(
+        {
+            "uid": test.uids,
+            "true": [QUADRANTS[i] for i in test.y],
+            "predicted": [QUADRANTS[i] for i in predicted],
+            **{f"p_{q}": proba[:, i] for i, q in enumerate(QUADRANTS)},
+        }
+    )
+    staging = folder.start_fold(fold)
+    model.save(staging / "model")
+    RunFolder(staging).write_csv("predictions.csv", predictions)
+    RunFolder(staging).write_csv("history.csv", pd.DataFrame(history))
+    RunFolder(staging).write_json("metrics.json", metrics)
+    folder.finish_fold(fold, staging)
+    return metrics
+
+
+def _check_resume(folder: RunFolder, config: RunConfig) -> None:
+    stored = folder.read_json("manifest.json")["config"]
+    current = config.comparable()
+    stored_cmp = {k: v for k, v in stored.items() if k in current}
+    if stored_cmp != current:
+        diffs = ", ".join(f"{k}: {stored_cmp.get(k)!r} -> {current[k]!r}" for k in current if stored_cmp.get(k) != current[k])
+        raise RunError(f"run {folder.run_id} was started with other settings ({diffs}); resume it without changing them")
+
+
+def run_benchmark(
+    config: RunConfig,
+    plugins: PluginSet,
+    runs_dir: Path,
+    *,
+    resume: str | None = None,
+    progress: Progress = SILENT,
+    command: list[str] | None = None,
+) -> RunFolder:
+    """Run (or resume) a benchmark and return its run folder, with ``summary.json`` written."""
+    factory = plugins.model(config.model)
+    extractor = plugins.feature(factory.feature)
+    model_settings = validate_settings(factory.settings_model, config.model_settings, f"model {factory.name!r}")
+    feature_settings = validate_settings(
+        extractor.settings_model, config.feature_settings, f"feature {extractor.name!r}"
+    )
+    folder = RunFolder.open(runs_dir, resume) if resume else None
+    if folder is not None:
+        _check_resume(folder, config)
+
+    discovery = discover(plugins, config.datasets, config.data_dir, config.paths)
+    labelled = assign_quadrants(discovery.tracks, plugins)
+    scales = {name: plugins.dataset(name).scale for name in config.datasets}
+    prepared = prepare(labelled, scales, config.clip_seconds, config.balance, progress)
+    splits = make_splits(prepared.tracks, config.folds, config.test_size, config.seed)
+
+    if folder is not None:
+        if (folder.path / "splits.csv").read_bytes() != csv_bytes(splits):
+            raise RunError(
+                f"run {folder.run_id}: the data no longer gives the splits this run started with; "
+                "start a new run instead of resuming"
+            )
+    else:
+        folder = RunFolder.create(runs_dir, new_run_id(config.comparable()))
+        sources = {e.source.distribution for e in plugins.all_entries() if not e.source.builtin}
+        folder.write_json(
+            "manifest.json",
+            {
+                "run_id": folder.run_id,
+                "mer_bench_version": __version__,
+                "command": command or [],
+                "config": config.model_dump(mode="json"),
+                "model": {"name": factory.name, "settings": model_settings.model_dump(mode="json")},
+                "feature": {"name": extractor.name, "settings": feature_settings.model_dump(mode="json")},
+                "seed": config.seed,
+                "fold_seeds": [fold_seed(config.seed, k) for k in range(config.folds)],
+                "versions": package_versions(sorted(sources)),
+                "git": git_commit(),
+                "host": host_info(),
+                "data": {
+                    name: {"root": str(discovery.roots[name]), "fingerprint": fp}
+                    for name, fp in data_fingerprints(prepared.tracks).items()
+                },
+            },
+        )
+        folder.write_csv("splits.csv", splits)
+
+    features = extract_features(prepared.tracks, extractor, feature_settings, progress)
+    excluded = discovery.excluded + prepared.excluded + features.excluded
+    folder.write_csv("prep-report.csv", exclusions_table(excluded))
+    tracks = prepared.tracks.assign(uid=track_uids(prepared.tracks))
+    folder.write_csv(
+        "tracks.csv",
+        tracks[["uid", "dataset", "track_id", "quadrant", "arousal", "valence", "genre", "decoded_s", "clip_start_s"]],
+    )
+
+    for fold in progress.track(range(config.folds), f"{factory.name}: folds", total=config.folds):
+        if not folder.fold_done(fold):
+            run_fold(folder, fold, factory, model_settings, splits, features, config.seed)
+
+    counts = splits.groupby(["dataset", "split"]).size().unstack(fill_value=0)
+    summary = {
+        "run_id": folder.run_id,
+        "model": factory.name,
+        "feature": extractor.name,
+        "datasets": config.datasets,
+        "preset": config.preset,
+        "seed": config.seed,
+        "folds": config.folds,
+        "test_size": config.test_size,
+        "tracks": {d: {k: int(v) for k, v in row.items()} for d, row in counts.iterrows()},
+        "excluded": {str(k): int(v) for k, v in exclusions_table(excluded)["reason"].value_counts().items()},
+        "metrics": aggregate(folder.fold_metrics(config.folds)),
+    }
+    folder.write_json("summary.json", summary)
+    return folder

@@ -1,0 +1,207 @@
+"""The plugin manager: built-ins from ``registry.toml``, then third-party entry points.
+
+pluggy's own ``load_setuptools_entrypoints`` stops at the first plugin that fails to
+import, so entry points are loaded here one at a time: a plugin that fails to import,
+register or answer its hooks is recorded as a :class:`PluginFailure` and the others
+still load. ``strict=True`` turns any failure into an error, for plugin authors.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from mer_bench import hookspecs
+from mer_bench.errors import PluginError, UnknownPluginError
+from mer_bench.types import DatasetLoader, FeatureExtractor, LabelConverter, ModelFactory
+
+ENTRY_POINT_GROUP = "mer_bench"
+#: Set to 1 to load only the built-ins (no third-party entry points).
+DISABLE_AUTOLOAD_ENV = "MER_BENCH_DISABLE_PLUGIN_AUTOLOAD"
+
+#: kind -> (hook name, protocol every object of that kind must satisfy)
+KINDS: dict[str, tuple[str, type]] = {
+    "dataset": ("mer_bench_datasets", DatasetLoader),
+    "label": ("mer_bench_label_converters", LabelConverter),
+    "feature": ("mer_bench_feature_extractors", FeatureExtractor),
+    "model": ("mer_bench_models", ModelFactory),
+}
+
+
+@dataclass(frozen=True)
+class PluginSource:
+    """Where a plugin came from."""
+
+    plugin: str
+    distribution: str
+    version: str
+    builtin: bool
+
+    def __str__(self) -> str:
+        origin = "built-in" if self.builtin else "entry point"
+        return f"{self.plugin} ({origin}, {self.distribution} {self.version})"
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that could not be used, and why."""
+
+    source: PluginSource
+    error: str
+
+
+@dataclass(frozen=True)
+class PluginEntry:
+    """One object a plugin contributed."""
+
+    kind: str
+    name: str
+    obj: Any
+    source: PluginSource
+
+
+@dataclass
+class PluginSet:
+    """Every loaded plugin object by kind and name, and the plugins that failed."""
+
+    entries: dict[str, dict[str, PluginEntry]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    failures: list[PluginFailure] = field(default_factory=list)
+
+    def get(self, kind: str, name: str) -> Any:
+        """The object of ``kind`` called ``name``; UnknownPluginError lists the known ones."""
+        try:
+            return self.entries[kind][name].obj
+        except KeyError:
+            raise UnknownPluginError(kind, name, list(self.entries[kind])) from None
+
+    def dataset(self, name: str) -> DatasetLoader:
+        return self.get("dataset", name)
+
+    def label_converter(self, name: str) -> LabelConverter:
+        return self.get("label", name)
+
+    def feature(self, name: str) -> FeatureExtractor:
+        return self.get("feature", name)
+
+    def model(self, name: str) -> ModelFactory:
+        return self.get("model", name)
+
+    def all_entries(self) -> list[PluginEntry]:
+        """Every entry, sorted by kind then name."""
+        return [e for kind in KINDS for _, e in sorted(self.entries[kind].items())]
+
+
+def _builtin_source(module: str) -> PluginSource:
+    from mer_bench import __version__
+
+    return PluginSource(plugin=module, distribution="mer-bench", version=__version__, builtin=True)
+
+
+def _entry_point_source(ep: metadata.EntryPoint) -> PluginSource:
+    dist = ep.dist
+    return PluginSource(
+        plugin=ep.name,
+        distribution=dist.name if dist else "unknown",
+        version=dist.version if dist else "unknown",
+        builtin=False,
+    )
+
+
+class _Loader:
+    def __init__(self, strict: bool):
+        self.strict = strict
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.result = PluginSet()
+        self.sources: dict[str, PluginSource] = {}
+
+    def fail(self, source: PluginSource, error: BaseException | str) -> None:
+        message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        if self.strict:
+            raise PluginError(f"plugin {source} failed: {message}")
+        self.result.failures.append(PluginFailure(source, message))
+
+    def register(self, obj: Any, source: PluginSource) -> None:
+        name = source.plugin
+        if self.pm.has_plugin(name):
+            raise PluginError(f"two plugins are named {name!r}: {self.sources[name]} and {source}")
+        try:
+            self.pm.register(obj, name=name)
+            # Registering one at a time lets a hook-name typo be pinned on its plugin.
+            self.pm.check_pending()
+        except (pluggy.PluginValidationError, ValueError) as exc:
+            # ValueError: the same object is already registered under another name.
+            if self.pm.is_registered(obj) and self.pm.get_name(obj) == name:
+                self.pm.unregister(obj)
+            self.fail(source, exc)
+            return
+        self.sources[name] = source
+
+    def collect(self) -> PluginSet:
+        for kind, (hook_name, protocol) in KINDS.items():
+            hook = getattr(self.pm.hook, hook_name)
+            # Called one implementation at a time so each object keeps its source and
+            # one failing plugin does not hide the others.
+            for impl in reversed(hook.get_hookimpls()):
+                source = self.sources[impl.plugin_name]
+                try:
+                    objects = list(impl.function() or [])
+                except Exception as exc:  # a plugin's bug must not stop the harness
+                    self.fail(source, exc)
+                    continue
+                for obj in objects:
+                    self.add(kind, protocol, obj, source)
+        return self.result
+
+    def add(self, kind: str, protocol: type, obj: Any, source: PluginSource) -> None:
+        name = getattr(obj, "name", None)
+        if not isinstance(obj, protocol) or not isinstance(name, str) or not name:
+            self.fail(source, f"{kind} object {obj!r} does not follow the {protocol.__name__} protocol")
+            return
+        table = self.result.entries[kind]
+        if name in table:
+            raise PluginError(f"two {kind} plugins are named {name!r}: from {table[name].source} and from {source}")
+        table[name] = PluginEntry(kind, name, obj, source)
+
+
+def load_plugins(
+    builtins: list[str] | None = None,
+    *,
+    strict: bool = False,
+    entry_points: bool | None = None,
+) -> PluginSet:
+    """Load the built-in plugin modules, then every entry point of group ``mer_bench``.
+
+    ``builtins`` defaults to the list in ``registry.toml``. ``entry_points`` defaults to
+    true unless ``MER_BENCH_DISABLE_PLUGIN_AUTOLOAD=1``.
+    """
+    if builtins is None:
+        from mer_bench.registry import load_registry
+
+        builtins = load_registry().builtins.plugins
+    if entry_points is None:
+        entry_points = os.environ.get(DISABLE_AUTOLOAD_ENV, "") not in ("1", "true", "yes")
+    loader = _Loader(strict)
+    for module_name in builtins:
+        source = _builtin_source(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            loader.fail(source, exc)
+            continue
+        loader.register(module, source)
+    if entry_points:
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            source = _entry_point_source(ep)
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                loader.fail(source, exc)
+                continue
+            loader.register(obj, source)
+    return loader.collect()

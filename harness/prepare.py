@@ -1,0 +1,116 @@
+"""Stage 3, prepare: drop clips that are too short, place the central crop, balance quadrants.
+
+Every track left out is returned as an :class:`~mer_bench.types.Exclusion`; the run
+writes them to ``prep-report.csv``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mer_bench.audio import decoded_duration
+from mer_bench.errors import AudioError, DatasetError
+from mer_bench.progress import SILENT, Progress
+from mer_bench.types import QUADRANTS, Exclusion, Scale
+
+
+@dataclass
+class Prepared:
+    """Tracks kept, with ``decoded_s``, ``clip_start_s`` and ``clip_seconds`` added, and the exclusions."""
+
+    tracks: pd.DataFrame
+    excluded: list[Exclusion]
+
+
+def crop_tracks(tracks: pd.DataFrame, clip_seconds: float, progress: Progress = SILENT) -> Prepared:
+    """Measure each file's decoded length, drop those shorter than ``clip_seconds``, centre the crop."""
+    durations, excluded = [], []
+    for row in progress.track(list(tracks.itertuples(index=False)), "measuring decoded audio"):
+        try:
+            durations.append(decoded_duration(row.audio_path))
+        except AudioError as exc:
+            reason = "audio-missing" if exc.reason == "file not found" else "decode-error"
+            excluded.append(Exclusion(row.dataset, row.track_id, "prepare", reason, str(exc)))
+            durations.append(np.nan)
+    out = tracks.assign(decoded_s=durations)
+    short = out["decoded_s"] < clip_seconds
+    for row in out[short].itertuples(index=False):
+        excluded.append(
+            Exclusion(row.dataset, row.track_id, "prepare", "too-short", f"{row.decoded_s:.2f} s decoded < {clip_seconds:g} s")
+        )
+    out = out[out["decoded_s"].notna() & ~short].copy()
+    out["clip_start_s"] = (out["decoded_s"] - clip_seconds) / 2
+    out["clip_seconds"] = float(clip_seconds)
+    return Prepared(out.reset_index(drop=True), excluded)
+
+
+def balance_score(tracks: pd.DataFrame, scale: Scale | None) -> pd.DataFrame:
+    """Add ``score`` = min(|a - mid|, |v - mid|) and ``radius`` (distance from the centre).
+
+    Both are 0 for datasets that give quadrants without valence/arousal values.
+    """
+    if scale is None:
+        return tracks.assign(score=0.0, radius=0.0)
+    da = (tracks["arousal"] - scale.midpoint).abs()
+    dv = (tracks["valence"] - scale.midpoint).abs()
+    return tracks.assign(score=np.minimum(da, dv).fillna(0.0), radius=np.hypot(da, dv).fillna(0.0))
+
+
+def balance_quadrants(tracks: pd.DataFrame, scales: dict[str, Scale | None]) -> Prepared:
+    """Within each dataset, keep as many tracks per quadrant as its smallest quadrant has.
+
+    The kept tracks are those farthest from the axes (largest ``score``), ties broken by
+    distance from the centre, then by track id, so the choice is deterministic.
+    """
+    kept, excluded = [], []
+    for dataset, rows in tracks.groupby("dataset", sort=False):
+        counts = rows["quadrant"].value_counts()
+        empty = [q for q in QUADRANTS if counts.get(q, 0) == 0]
+        if empty:
+            raise DatasetError(
+                f"dataset {dataset!r} has no tracks in quadrant(s) {', '.join(empty)} after preparation, "
+                "so it cannot be balanced; set balance = false to keep it unbalanced"
+            )
+        target = int(counts.min())
+        scored = balance_score(rows, scales[dataset])
+        for quadrant, group in scored.groupby("quadrant", sort=False):
+            ranked = group.sort_values(["score", "radius", "track_id"], ascending=[False, False, True], kind="mergesort")
+            kept.append(ranked.iloc[:target])
+            for row in ranked.iloc[target:].itertuples(index=False):
+                excluded.append(
+                    Exclusion(
+                        dataset,
+                        row.track_id,
+                        "prepare",
+                        "balance",
+                        f"{quadrant} has {len(group)} tracks, kept the {target} farthest from the axes "
+                        f"(this one: distance {row.score:.4g})",
+                    )
+                )
+    out = pd.concat(kept).drop(columns=["score", "radius"]).sort_index()
+    return Prepared(out.reset_index(drop=True), excluded)
+
+
+def prepare(
+    tracks: pd.DataFrame,
+    scales: dict[str, Scale | None],
+    clip_seconds: float,
+    balance: bool,
+    progress: Progress = SILENT,
+) -> Prepared:
+    """Crop to the central ``clip_seconds`` (dropping shorter clips), then balance if asked."""
+    cropped = crop_tracks(tracks, clip_seconds, progress)
+    if not balance:
+        return cropped
+    balanced = balance_quadrants(cropped.tracks, scales)
+    return Prepared(balanced.tracks, cropped.excluded + balanced.excluded)
+
+
+def exclusions_table(excluded: list[Exclusion]) -> pd.DataFrame:
+    """The preparation report: one row per excluded track, sorted for stable output."""
+    columns = ["dataset", "track_id", "stage", "reason", "detail"]
+    table = pd.DataFrame([e.__dict__ for e in excluded], columns=columns)
+    return table.sort_values(["dataset", "track_id", "stage"], kind="mergesort").reset_index(drop=True)

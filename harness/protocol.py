@@ -1,0 +1,90 @@
+"""Stage 4, split: a held-out test set, then stratified k folds on the rest, from one seed.
+
+Strata are quadrant x dataset x genre where a dataset has genres. A stratum with fewer
+than ``folds`` tracks falls back to quadrant x dataset, then to quadrant, row by row, so
+rare genres do not break the split; if the test set is still too small for the number of
+strata, the whole split uses the next coarser level.
+
+The input is sorted by track uid first, so the same tracks and seed give the same
+split whatever order the loaders returned them in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from mer_bench.errors import DatasetError
+
+#: Columns of ``splits.csv``: ``split`` is ``test`` or ``dev``; ``fold`` is the fold whose
+#: validation part holds a dev track (-1 for test tracks).
+SPLIT_COLUMNS = ["uid", "dataset", "track_id", "quadrant", "stratum", "split", "fold"]
+LEVELS = (("quadrant", "dataset", "genre"), ("quadrant", "dataset"), ("quadrant",))
+
+
+def track_uids(tracks: pd.DataFrame) -> pd.Series:
+    """``dataset/track_id``: unique across datasets."""
+    return tracks["dataset"].astype(str) + "/" + tracks["track_id"].astype(str)
+
+
+def strata(tracks: pd.DataFrame, min_count: int, start_level: int = 0) -> pd.Series:
+    """A stratum label per row, coarsened row by row where a stratum has < ``min_count`` rows."""
+    labels = pd.Series(index=tracks.index, dtype=object)
+    pending = pd.Series(True, index=tracks.index)
+    for level, columns in enumerate(LEVELS[start_level:], start=start_level):
+        parts = tracks[list(columns)].astype(object).where(tracks[list(columns)].notna(), "")
+        key = parts.astype(str).agg("|".join, axis=1)
+        counts = key[pending].value_counts()
+        last = level == len(LEVELS) - 1
+        ok = pending & (key.map(counts).fillna(0) >= min_count) if not last else pending
+        labels[ok] = key[ok]
+        pending &= ~ok
+    return labels
+
+
+def make_splits(tracks: pd.DataFrame, folds: int, test_size: float, seed: int) -> pd.DataFrame:
+    """Assign every track to the test set or to one validation fold; returns the split table."""
+    table = tracks.assign(uid=track_uids(tracks)).sort_values("uid", kind="mergesort").reset_index(drop=True)
+    if table["uid"].duplicated().any():
+        raise DatasetError("track uids are not unique: " + ", ".join(table.loc[table["uid"].duplicated(), "uid"]))
+    per_quadrant = table["quadrant"].value_counts()
+    if per_quadrant.min() < folds + 1:
+        raise DatasetError(
+            f"too few tracks to split: {per_quadrant.to_dict()} per quadrant; need at least "
+            f"{folds + 1} in each for a test set and {folds} folds"
+        )
+    last_error: ValueError | None = None
+    for level in range(len(LEVELS)):
+        labels = strata(table, folds, level)
+        try:
+            dev_idx, test_idx = train_test_split(
+                table.index.to_numpy(), test_size=test_size, random_state=seed, stratify=labels.to_numpy()
+            )
+        except ValueError as exc:  # more strata than test tracks: stratify more coarsely
+            last_error = exc
+            continue
+        break
+    else:
+        raise DatasetError(f"cannot split {len(table)} tracks with test_size={test_size}: {last_error}")
+    table["split"] = "dev"
+    table.loc[test_idx, "split"] = "test"
+    table["stratum"] = labels
+    table["fold"] = -1
+    dev = table.loc[np.sort(dev_idx)]
+    dev_strata = strata(dev, folds, level)
+    kfold = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fold, (_, val_pos) in enumerate(kfold.split(dev.index.to_numpy(), dev_strata.to_numpy())):
+        table.loc[dev.index[val_pos], "fold"] = fold
+    table.loc[dev.index, "stratum"] = dev_strata
+    return table[SPLIT_COLUMNS]
+
+
+def fold_parts(splits: pd.DataFrame, fold: int) -> dict[str, list[str]]:
+    """The uids of the train, validation and test parts of ``fold``."""
+    dev = splits["split"] == "dev"
+    return {
+        "train": splits.loc[dev & (splits["fold"] != fold), "uid"].tolist(),
+        "val": splits.loc[dev & (splits["fold"] == fold), "uid"].tolist(),
+        "test": splits.loc[~dev, "uid"].tolist(),
+    }

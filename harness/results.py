@@ -1,0 +1,167 @@
+"""The run folder: manifest, splits, preparation report, one folder per fold, summary.
+
+Every file is written atomically (a temporary file, then a rename). A fold is written
+into ``fold-K.partial/`` and renamed to ``fold-K/`` when complete, so a ``fold-K``
+folder is a finished fold and an interrupted run resumes at the first missing one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mer_bench.errors import RunError
+
+#: Libraries whose versions can change a run's numbers.
+KEY_PACKAGES = ("mer-bench", "numpy", "pandas", "scikit-learn", "scipy", "librosa", "soundfile", "soxr", "pluggy")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def to_json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+
+
+def csv_bytes(table: pd.DataFrame) -> bytes:
+    """A table as CSV with fixed float formatting, so equal tables give equal bytes."""
+    return table.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode()
+
+
+def package_versions(extra: list[str] | None = None) -> dict[str, str]:
+    """Installed versions of the key libraries (and ``extra`` distributions)."""
+    out = {}
+    for name in (*KEY_PACKAGES, *(extra or [])):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    out["python"] = platform.python_version()
+    return out
+
+
+def git_commit() -> dict[str, Any] | None:
+    """The commit of the mer-bench source tree, when it runs from a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def host_info() -> dict[str, Any]:
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def new_run_id(config: dict[str, Any], now: datetime | None = None) -> str:
+    """``YYYYmmdd-HHMMSS-<model>-<6 hex of the config>``."""
+    now = now or datetime.now(timezone.utc)
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    return f"{now:%Y%m%d-%H%M%S}-{config['model']}-{digest}"
+
+
+class RunFolder:
+    """One run's folder under the runs directory."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @classmethod
+    def create(cls, runs_dir: Path, run_id: str) -> RunFolder:
+        path = Path(runs_dir) / run_id
+        suffix = 1
+        while path.exists():
+            suffix += 1
+            path = Path(runs_dir) / f"{run_id}-{suffix}"
+        path.mkdir(parents=True)
+        return cls(path)
+
+    @classmethod
+    def open(cls, runs_dir: Path, run_id: str) -> RunFolder:
+        """An existing run; RunError names the runs folder when it is not there."""
+        path = Path(runs_dir) / run_id
+        if not (path / "manifest.json").is_file():
+            known = sorted(p.name for p in Path(runs_dir).glob("*") if (p / "manifest.json").is_file())
+            hint = f"; runs there: {', '.join(known[-5:])}" if known else ""
+            raise RunError(f"no run {run_id!r} in {runs_dir}{hint}")
+        return cls(path)
+
+    def write_json(self, name: str, obj: Any) -> None:
+        atomic_write(self.path / name, to_json_bytes(obj))
+
+    def read_json(self, name: str) -> Any:
+        path = self.path / name
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RunError(f"run {self.run_id}: {name} is missing") from None
+        except json.JSONDecodeError as exc:
+            raise RunError(f"run {self.run_id}: {name} is damaged ({exc})") from None
+
+    def write_csv(self, name: str, table: pd.DataFrame) -> None:
+        atomic_write(self.path / name, csv_bytes(table))
+
+    def fold_dir(self, fold: int) -> Path:
+        return self.path / f"fold-{fold}"
+
+    def fold_done(self, fold: int) -> bool:
+        return (self.fold_dir(fold) / "metrics.json").is_file()
+
+    def start_fold(self, fold: int) -> Path:
+        """A fresh staging folder for ``fold``; anything an interrupted attempt left is removed."""
+        staging = self.path / f"fold-{fold}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        return staging
+
+    def finish_fold(self, fold: int, staging: Path) -> None:
+        """Publish a completed fold by renaming its staging folder."""
+        os.replace(staging, self.fold_dir(fold))
+
+    def fold_metrics(self, folds: int) -> list[dict[str, Any]]:
+        """The metrics of every finished fold, in fold order."""
+        return [self.read_json(f"fold-{k}/metrics.json") for k in range(folds) if self.fold_done(k)]

@@ -1,0 +1,217 @@
+"""The records shared by the harness and its plugins, and the plugin protocols.
+
+The track table is a pandas DataFrame with the columns of :data:`TRACK_COLUMNS`. A
+dataset plugin returns it; :func:`validate_tracks` checks it before any stage runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from mer_bench.errors import DatasetError
+
+#: The four quadrants of Russell's valence/arousal plane, in class-index order.
+QUADRANTS: tuple[str, ...] = ("A+V+", "A+V-", "A-V-", "A-V+")
+
+#: Columns every track table has. ``arousal``/``valence`` may be NaN only where the
+#: dataset gives ``quadrant`` directly; the metadata columns may be empty.
+REQUIRED_COLUMNS: tuple[str, ...] = ("dataset", "track_id", "audio_path")
+TRACK_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + (
+    "arousal",
+    "valence",
+    "quadrant",
+    "genre",
+    "title",
+    "artist",
+    "duration_s",
+)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The native range of a dataset's valence and arousal values."""
+
+    low: float
+    high: float
+
+    @property
+    def midpoint(self) -> float:
+        """The value that separates low from high (it counts as low)."""
+        return (self.low + self.high) / 2
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """One track left out of a run, with the stage that left it out and why."""
+
+    dataset: str
+    track_id: str
+    stage: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass
+class LoadedDataset:
+    """What a dataset loader returns: its track table and what it could not use."""
+
+    tracks: pd.DataFrame
+    excluded: list[Exclusion] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a user needs to obtain a dataset and cite it."""
+
+    title: str
+    download: str
+    layout: str
+    license: str
+    citation: str
+
+
+@dataclass(frozen=True)
+class Clip:
+    """The part of one audio file a feature extractor reads."""
+
+    uid: str
+    dataset: str
+    audio_path: Path
+    start_s: float
+    duration_s: float
+
+
+@dataclass
+class FoldData:
+    """Inputs and integer quadrant labels (indices into :data:`QUADRANTS`) for one part of a fold."""
+
+    x: np.ndarray
+    y: np.ndarray
+    uids: list[str]
+
+
+@runtime_checkable
+class DatasetLoader(Protocol):
+    """Reads one dataset from its official unpacked layout.
+
+    ``folder_names`` are the folder names accepted under the data directory besides
+    ``name`` (e.g. the archive's own name). ``default_root`` returns a location to use
+    when the data directory has none of them (None when the user must supply the data).
+    """
+
+    name: str
+    scale: Scale | None
+    label_converter: str
+    folder_names: tuple[str, ...]
+
+    def describe(self) -> DatasetInfo: ...
+
+    def default_root(self) -> Path | None: ...
+
+    def load(self, root: Path) -> LoadedDataset: ...
+
+
+@runtime_checkable
+class LabelConverter(Protocol):
+    """Maps a validated track table to one quadrant name per row."""
+
+    name: str
+
+    def convert(self, tracks: pd.DataFrame, scale: Scale | None) -> pd.Series: ...
+
+
+@runtime_checkable
+class FeatureExtractor(Protocol):
+    """Turns one clip into an array; ``finish_dataset`` then sees all arrays of one dataset."""
+
+    name: str
+    settings_model: type[BaseModel]
+
+    def extract(self, clip: Clip, settings: Any) -> np.ndarray: ...
+
+    def finish_dataset(self, arrays: np.ndarray, settings: Any) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Model(Protocol):
+    """One fold's model. ``fit`` returns one dict of metrics per epoch."""
+
+    def fit(self, train: FoldData, val: FoldData) -> list[dict[str, float]]: ...
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray: ...
+
+    def save(self, folder: Path) -> None: ...
+
+
+@runtime_checkable
+class ModelFactory(Protocol):
+    """Builds fresh models for each fold and loads saved ones."""
+
+    name: str
+    feature: str
+    settings_model: type[BaseModel]
+
+    def build(self, settings: Any, n_classes: int, seed: int) -> Model: ...
+
+    def load(self, folder: Path) -> Model: ...
+
+
+def _rows(df: pd.DataFrame, mask) -> str:
+    ids = df.loc[mask, "track_id"].astype(str).tolist()
+    shown = ", ".join(ids[:10])
+    return shown + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+
+
+def validate_tracks(tracks: pd.DataFrame, dataset: str, scale: Scale | None) -> pd.DataFrame:
+    """Check a loader's track table and return it with every column of :data:`TRACK_COLUMNS`.
+
+    Raises :class:`DatasetError` naming the dataset and the offending rows for missing
+    columns, duplicate ids, missing or out-of-scale labels and unknown quadrant names.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in tracks.columns]
+    if missing:
+        raise DatasetError(f"dataset {dataset!r}: track table lacks column(s) {', '.join(missing)}")
+    df = tracks.copy()
+    for column in TRACK_COLUMNS:
+        if column not in df.columns:
+            df[column] = np.nan if column in ("arousal", "valence", "duration_s") else None
+    df["track_id"] = df["track_id"].astype(str)
+    if (df["dataset"] != dataset).any():
+        raise DatasetError(f"dataset {dataset!r}: rows name another dataset: {_rows(df, df['dataset'] != dataset)}")
+    dup = df["track_id"].duplicated(keep=False)
+    if dup.any():
+        raise DatasetError(f"dataset {dataset!r}: duplicate track ids: {_rows(df, dup)}")
+    for column in ("arousal", "valence", "duration_s"):
+        df[column] = pd.to_numeric(df[column], errors="coerce").astype(float)
+    given = df["quadrant"].notna()
+    unknown = given & ~df["quadrant"].isin(QUADRANTS)
+    if unknown.any():
+        raise DatasetError(
+            f"dataset {dataset!r}: quadrant must be one of {', '.join(QUADRANTS)}; rows: {_rows(df, unknown)}"
+        )
+    nan_label = ~given & (df["arousal"].isna() | df["valence"].isna())
+    if nan_label.any():
+        raise DatasetError(f"dataset {dataset!r}: missing (NaN) arousal or valence in rows: {_rows(df, nan_label)}")
+    if scale is not None:
+        outside = (df[["arousal", "valence"]].lt(scale.low) | df[["arousal", "valence"]].gt(scale.high)).any(axis=1)
+        if outside.any():
+            raise DatasetError(
+                f"dataset {dataset!r}: arousal or valence outside its scale [{scale.low}, {scale.high}] "
+                f"in rows: {_rows(df, outside)}"
+            )
+    elif (~given).any():
+        raise DatasetError(f"dataset {dataset!r} declares no scale, so every row needs a quadrant: {_rows(df, ~given)}")
+    df["audio_path"] = df["audio_path"].map(lambda p: Path(p))
+    return df.reset_index(drop=True)
+
+
+def quadrant_index(names) -> np.ndarray:
+    """Class indices (into :data:`QUADRANTS`) for an iterable of quadrant names."""
+    lookup = {q: i for i, q in enumerate(QUADRANTS)}
+    return np.array([lookup[n] for n in names], dtype=np.int64)

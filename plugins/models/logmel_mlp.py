@@ -1,0 +1,108 @@
+"""``logmel-mlp``: the fast reference model, a small scikit-learn MLP on ``logmel-stats``.
+
+Trained the way the deep models are: epoch by epoch on the fold's train part, with early
+stopping on the validation loss that restores the best epoch's weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from mer_bench import hookimpl
+from mer_bench.types import FoldData
+
+
+class LogmelMLPSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hidden: list[int] = Field(default_factory=lambda: [64])
+    alpha: float = Field(1e-3, ge=0, description="L2 penalty")
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(32, gt=0)
+    epochs: int = Field(300, gt=0)
+    patience: int = Field(30, gt=0, description="epochs without a better validation loss before stopping")
+
+
+def _log_loss(proba: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, 1.0))))
+
+
+class LogmelMLP:
+    """A standardising scaler and an MLP; fitted once per fold."""
+
+    def __init__(self, settings: LogmelMLPSettings, n_classes: int, seed: int):
+        self.settings = settings
+        self.n_classes = n_classes
+        self.seed = seed
+        self.scaler = None
+        self.net = None
+
+    def fit(self, train: FoldData, val: FoldData) -> list[dict[str, float]]:
+        from sklearn.neural_network import MLPClassifier
+        from sklearn.preprocessing import StandardScaler
+
+        s = self.settings
+        self.scaler = StandardScaler().fit(train.x)
+        x_train, x_val = self.scaler.transform(train.x), self.scaler.transform(val.x)
+        net = MLPClassifier(
+            hidden_layer_sizes=tuple(s.hidden),
+            alpha=s.alpha,
+            learning_rate_init=s.learning_rate,
+            batch_size=min(s.batch_size, len(x_train)),
+            random_state=self.seed,
+        )
+        classes = np.arange(self.n_classes)
+        history, best, best_loss, waited = [], None, np.inf, 0
+        for epoch in range(1, s.epochs + 1):
+            net.partial_fit(x_train, train.y, classes=classes)
+            p_train, p_val = net.predict_proba(x_train), net.predict_proba(x_val)
+            record = {
+                "epoch": epoch,
+                "loss": _log_loss(p_train, train.y),
+                "accuracy": float((p_train.argmax(1) == train.y).mean()),
+                "val_loss": _log_loss(p_val, val.y),
+                "val_accuracy": float((p_val.argmax(1) == val.y).mean()),
+            }
+            history.append(record)
+            if record["val_loss"] < best_loss:
+                best, best_loss, waited = copy.deepcopy(net), record["val_loss"], 0
+            else:
+                waited += 1
+                if waited >= s.patience:
+                    break
+        self.net = best
+        return history
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return self.net.predict_proba(self.scaler.transform(x))
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "model.pkl", "wb") as f:
+            pickle.dump({"scaler": self.scaler, "net": self.net, "settings": self.settings.model_dump()}, f)
+
+
+class LogmelMLPFactory:
+    name = "logmel-mlp"
+    feature = "logmel-stats"
+    settings_model = LogmelMLPSettings
+
+    def build(self, settings: LogmelMLPSettings, n_classes: int, seed: int) -> LogmelMLP:
+        return LogmelMLP(settings, n_classes, seed)
+
+    def load(self, folder: Path) -> LogmelMLP:
+        with open(Path(folder) / "model.pkl", "rb") as f:
+            state = pickle.load(f)
+        model = LogmelMLP(LogmelMLPSettings(**state["settings"]), len(state["net"].classes_), seed=0)
+        model.scaler, model.net = state["scaler"], state["net"]
+        return model
+
+
+@hookimpl
+def mer_bench_models():
+    return [LogmelMLPFactory()]
