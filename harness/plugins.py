@@ -145,9 +145,9 @@ class _Loader:
     def collect(self) -> PluginSet:
         for kind, (hook_name, protocol) in KINDS.items():
             hook = getattr(self.pm.hook, hook_name)
-            # Called one implementation at a time so each object keeps its source and
-            # one failing plugin does not hide the others.
-            for impl in reversed(hook.get_hookimpls()):
+            # Called one implementation at a time, in registration order (built-ins first),
+            # so each object keeps its source and one failing plugin does not hide the others.
+            for impl in hook.get_hookimpls():
                 source = self.sources[impl.plugin_name]
                 try:
                     objects = list(impl.function() or [])

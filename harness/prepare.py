@@ -42,7 +42,9 @@ def crop_tracks(tracks: pd.DataFrame, clip_seconds: float, progress: Progress = 
             Exclusion(row.dataset, row.track_id, "prepare", "too-short", f"{row.decoded_s:.2f} s decoded < {clip_seconds:g} s")
         )
     out = out[out["decoded_s"].notna() & ~short].copy()
-    out["clip_start_s"] = (out["decoded_s"] - clip_seconds) / 2
+    # On a millisecond grid: the exact centre often falls on half a sample, where a
+    # float round trip (e.g. through tracks.csv) could move the crop by one sample.
+    out["clip_start_s"] = ((out["decoded_s"] - clip_seconds) / 2).round(3)
     out["clip_seconds"] = float(clip_seconds)
     return Prepared(out.reset_index(drop=True), excluded)
 

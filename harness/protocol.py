@@ -29,17 +29,30 @@ def track_uids(tracks: pd.DataFrame) -> pd.Series:
 
 
 def strata(tracks: pd.DataFrame, min_count: int, start_level: int = 0) -> pd.Series:
-    """A stratum label per row, coarsened row by row where a stratum has < ``min_count`` rows."""
-    labels = pd.Series(index=tracks.index, dtype=object)
+    """A stratum label per row, coarsened row by row where a stratum has < ``min_count`` rows.
+
+    Rows still in too small a group at the coarsest level join the largest stratum of
+    their quadrant and dataset (else of their quadrant), so every stratum is usable.
+    """
+    labels = pd.Series(None, index=tracks.index, dtype=object)
     pending = pd.Series(True, index=tracks.index)
-    for level, columns in enumerate(LEVELS[start_level:], start=start_level):
+    for columns in LEVELS[start_level:]:
         parts = tracks[list(columns)].astype(object).where(tracks[list(columns)].notna(), "")
-        key = parts.astype(str).agg("|".join, axis=1)
+        key = parts.astype(str).agg(lambda p: "|".join(v for v in p if v), axis=1)
         counts = key[pending].value_counts()
-        last = level == len(LEVELS) - 1
-        ok = pending & (key.map(counts).fillna(0) >= min_count) if not last else pending
+        ok = pending & (key.map(counts).fillna(0) >= min_count)
         labels[ok] = key[ok]
         pending &= ~ok
+    for idx in pending[pending].index:
+        row = tracks.loc[idx]
+        for same in (["quadrant", "dataset"], ["quadrant"]):
+            mask = (tracks[same] == row[same]).all(axis=1) & labels.notna()
+            if mask.any():
+                sizes = labels[mask].value_counts()
+                labels[idx] = min(sizes.index, key=lambda k: (-sizes[k], k))
+                break
+        else:
+            labels[idx] = row["quadrant"]
     return labels
 
 

@@ -49,8 +49,11 @@ def to_json_bytes(obj: Any) -> bytes:
 
 
 def csv_bytes(table: pd.DataFrame) -> bytes:
-    """A table as CSV with fixed float formatting, so equal tables give equal bytes."""
-    return table.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode()
+    """A table as CSV with fixed float formatting, so equal tables give equal bytes.
+
+    Ten significant digits keep clip offsets exact to the sample at any audio rate.
+    """
+    return table.to_csv(index=False, float_format="%.10g", lineterminator="\n").encode()
 
 
 def package_versions(extra: list[str] | None = None) -> dict[str, str]:

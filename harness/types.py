@@ -195,6 +195,8 @@ def validate_tracks(tracks: pd.DataFrame, dataset: str, scale: Scale | None) -> 
         raise DatasetError(
             f"dataset {dataset!r}: quadrant must be one of {', '.join(QUADRANTS)}; rows: {_rows(df, unknown)}"
         )
+    if scale is None and (~given).any():
+        raise DatasetError(f"dataset {dataset!r} declares no scale, so every row needs a quadrant: {_rows(df, ~given)}")
     nan_label = ~given & (df["arousal"].isna() | df["valence"].isna())
     if nan_label.any():
         raise DatasetError(f"dataset {dataset!r}: missing (NaN) arousal or valence in rows: {_rows(df, nan_label)}")
@@ -205,8 +207,6 @@ def validate_tracks(tracks: pd.DataFrame, dataset: str, scale: Scale | None) -> 
                 f"dataset {dataset!r}: arousal or valence outside its scale [{scale.low}, {scale.high}] "
                 f"in rows: {_rows(df, outside)}"
             )
-    elif (~given).any():
-        raise DatasetError(f"dataset {dataset!r} declares no scale, so every row needs a quadrant: {_rows(df, ~given)}")
     df["audio_path"] = df["audio_path"].map(lambda p: Path(p))
     return df.reset_index(drop=True)
 

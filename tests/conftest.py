@@ -1,0 +1,89 @@
+"""Shared fixtures: an isolated cache, small audio files, and plugin distributions made on the fly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mer_bench.registry import load_registry
+
+REPO = Path(__file__).resolve().parents[1]
+BUILTINS = load_registry().builtins.plugins
+
+#: A third-party plugin module that offers a small demo dataset (the same generator, fewer tracks).
+TINY_DEMO = """
+from mer_bench import hookimpl
+from mer_bench_plugins.datasets.demo import DemoDataset
+
+@hookimpl
+def mer_bench_datasets():
+    return [DemoDataset(name="demo-tiny", tracks_per_quadrant=12, seed=11)]
+"""
+
+
+@pytest.fixture(scope="session")
+def cache_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(cache_root, monkeypatch):
+    """One cache per test session, never the user's."""
+    monkeypatch.setenv("MER_BENCH_CACHE", str(cache_root))
+    monkeypatch.delenv("MER_BENCH_DATA", raising=False)
+    monkeypatch.delenv("MER_BENCH_RUNS", raising=False)
+
+
+def write_tone(path: Path, seconds: float, sample_rate: int = 16000, channels: int = 1, freq: float = 440.0) -> Path:
+    """A sine tone file (format from the suffix)."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    x = 0.3 * np.sin(2 * np.pi * freq * t).astype(np.float32)
+    if channels > 1:
+        x = np.stack([x] * channels, axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), x, sample_rate)
+    return path
+
+
+def make_distribution(site: Path, dist: str, version: str, modules: dict[str, str], entry_points: dict[str, str]) -> Path:
+    """Install a minimal distribution into ``site`` by hand: modules plus a dist-info with entry points.
+
+    importlib.metadata finds it like any installed package when ``site`` is on sys.path.
+    """
+    site.mkdir(parents=True, exist_ok=True)
+    for name, source in modules.items():
+        (site / f"{name}.py").write_text(textwrap.dedent(source))
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    lines = "\n".join(f"{k} = {v}" for k, v in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[mer_bench]\n{lines}\n")
+    return site
+
+
+@pytest.fixture
+def tiny_site(tmp_path) -> Path:
+    """A site folder holding the ``demo-tiny`` dataset plugin as an installed distribution."""
+    return make_distribution(tmp_path / "site", "mer-bench-tiny", "1.0", {"tiny_demo": TINY_DEMO}, {"tiny": "tiny_demo"})
+
+
+def run_cli(*args: str, site: Path | None = None, env: dict | None = None, cwd: Path | None = None, timeout=300):
+    """Run ``mer-bench`` in a subprocess, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    if site is not None:
+        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), full_env.get("PYTHONPATH", "")]))
+    return subprocess.run(
+        [sys.executable, "-m", "mer_bench", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+    )

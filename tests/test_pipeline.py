@@ -1,0 +1,163 @@
+"""Whole runs on the demo data: what lands in the run folder, determinism, resume, learning."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mer_bench.config import build_config
+from mer_bench.errors import AudioError, RunError
+from mer_bench.features import extract_features
+from mer_bench.pipeline import run_benchmark
+from mer_bench.plugins import load_plugins
+from mer_bench.registry import load_registry
+from mer_bench.types import Clip, QUADRANTS, quadrant_index
+from tests.conftest import BUILTINS, TINY_DEMO
+
+
+@pytest.fixture
+def plugins(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "tiny_demo.py").write_text(TINY_DEMO)
+    monkeypatch.syspath_prepend(str(site))
+    return load_plugins([*BUILTINS, "tiny_demo"], entry_points=False)
+
+
+def tiny_config(**overrides):
+    values = {"model": "logmel-mlp", "datasets": "demo-tiny", "preset": "quick", "seed": 5, "test_size": 0.2}
+    values.update(overrides)
+    return build_config(load_registry(), values)
+
+
+@pytest.mark.slow
+def test_the_demo_benchmark_learns_well_above_chance(tmp_path):
+    plugins = load_plugins(BUILTINS, entry_points=False)
+    config = build_config(load_registry(), {"model": "logmel-mlp", "datasets": "demo", "preset": "quick"})
+    folder = run_benchmark(config, plugins, tmp_path / "runs")
+    summary = json.loads((folder.path / "summary.json").read_text())
+    assert summary["metrics"]["accuracy"]["mean"] > 0.5
+    assert summary["metrics"]["macro_f1"]["mean"] > 0.5
+    report = pd.read_csv(folder.path / "prep-report.csv")
+    assert {"too-short", "balance"} <= set(report["reason"])
+    tracks = pd.read_csv(folder.path / "tracks.csv")
+    assert tracks["quadrant"].value_counts().nunique() == 1  # balanced
+    assert len(tracks) + len(report) == 4 * 60 + 6  # every generated track is kept or reported
+
+
+def test_run_folder_holds_manifest_splits_and_folds(plugins, tmp_path):
+    folder = run_benchmark(tiny_config(), plugins, tmp_path / "runs", command=["mer-bench", "run"])
+    manifest = json.loads((folder.path / "manifest.json").read_text())
+    assert manifest["config"]["seed"] == 5 and manifest["model"]["settings"]["epochs"] == 120
+    assert manifest["versions"]["scikit-learn"] != "not installed"
+    assert len(manifest["data"]["demo-tiny"]["fingerprint"]) == 64
+    assert len(manifest["fold_seeds"]) == 5 and len(set(manifest["fold_seeds"])) == 5
+    splits = pd.read_csv(folder.path / "splits.csv")
+    test_uids = set(splits.loc[splits.split == "test", "uid"])
+    for fold in range(5):
+        predictions = pd.read_csv(folder.path / f"fold-{fold}" / "predictions.csv")
+        assert set(predictions["uid"]) == test_uids
+        assert np.allclose(predictions[[f"p_{q}" for q in QUADRANTS]].sum(axis=1), 1.0)
+        history = pd.read_csv(folder.path / f"fold-{fold}" / "history.csv")
+        assert {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(history.columns)
+    assert not list(folder.path.glob("*.partial"))
+
+
+def test_early_stopping_restores_the_best_validation_epoch(plugins, tmp_path):
+    folder = run_benchmark(tiny_config(), plugins, tmp_path / "runs")
+    factory = plugins.model("logmel-mlp")
+    model = factory.load(folder.path / "fold-0" / "model")
+    history = pd.read_csv(folder.path / "fold-0" / "history.csv")
+    splits = pd.read_csv(folder.path / "splits.csv")
+    val = splits[(splits.split == "dev") & (splits.fold == 0)]
+    extractor = plugins.feature("logmel-stats")
+    settings = extractor.settings_model()
+    tracks = pd.read_csv(folder.path / "tracks.csv").set_index("uid").loc[val["uid"]]
+    root = json.loads((folder.path / "manifest.json").read_text())["data"]["demo-tiny"]["root"]
+    clips = [Clip(u, "demo-tiny", _audio(root, u), r.clip_start_s, 24.0) for u, r in tracks.iterrows()]
+    x = np.stack([extractor.extract(c, settings) for c in clips])
+    proba = model.predict_proba(x)
+    y = quadrant_index(val["quadrant"])
+    loss = -np.mean(np.log(proba[np.arange(len(y)), y]))
+    assert loss == pytest.approx(history["val_loss"].min(), rel=1e-6)
+    assert history["val_loss"].idxmin() < len(history) - 1  # it trained past the best epoch
+
+
+def _audio(root, uid):
+    from pathlib import Path
+
+    track = uid.split("/", 1)[1]
+    return next((Path(root) / "audio").glob(f"{track}.*"))
+
+
+def test_same_seed_gives_identical_splits_and_scores(plugins, tmp_path):
+    a = run_benchmark(tiny_config(), plugins, tmp_path / "a")
+    b = run_benchmark(tiny_config(), plugins, tmp_path / "b")
+    assert (a.path / "splits.csv").read_bytes() == (b.path / "splits.csv").read_bytes()
+    assert json.loads((a.path / "summary.json").read_text())["metrics"] == json.loads(
+        (b.path / "summary.json").read_text()
+    )["metrics"]
+    c = run_benchmark(tiny_config(seed=6), plugins, tmp_path / "c")
+    assert (a.path / "splits.csv").read_bytes() != (c.path / "splits.csv").read_bytes()
+
+
+def test_resume_finishes_missing_folds_with_the_same_result(plugins, tmp_path):
+    folder = run_benchmark(tiny_config(), plugins, tmp_path / "runs")
+    complete = json.loads((folder.path / "summary.json").read_text())
+    kept = (folder.path / "fold-0" / "metrics.json").stat().st_mtime_ns
+    for fold in (2, 3, 4):
+        shutil.rmtree(folder.path / f"fold-{fold}")
+    (folder.path / "summary.json").unlink()
+    (folder.path / "fold-3.partial").mkdir()  # what a kill during fold 3 leaves
+    run_benchmark(tiny_config(), plugins, tmp_path / "runs", resume=folder.run_id)
+    resumed = json.loads((folder.path / "summary.json").read_text())
+    assert resumed["metrics"] == complete["metrics"]
+    assert (folder.path / "fold-0" / "metrics.json").stat().st_mtime_ns == kept
+    assert not (folder.path / "fold-3.partial").exists()
+
+
+def test_resume_refuses_other_settings_or_changed_data(plugins, tmp_path, cache_root):
+    data = tmp_path / "data"
+    shutil.copytree(plugins.dataset("demo-tiny").default_root(), data)
+    config = tiny_config(paths={"demo-tiny": str(data)})
+    folder = run_benchmark(config, plugins, tmp_path / "runs")
+    with pytest.raises(RunError, match=r"other settings \(seed: 5 -> 6\)"):
+        run_benchmark(tiny_config(seed=6, paths={"demo-tiny": str(data)}), plugins, tmp_path / "runs", resume=folder.run_id)
+    annotations = pd.read_csv(data / "annotations.csv", dtype={"track_id": str})
+    annotations.iloc[1:].to_csv(data / "annotations.csv", index=False)
+    with pytest.raises(RunError, match="no longer gives the splits"):
+        run_benchmark(config, plugins, tmp_path / "runs", resume=folder.run_id)
+
+
+class _CenteringExtractor:
+    """Per clip: the file's byte count; per dataset: centred on the dataset's mean."""
+
+    name = "centering"
+    settings_model = type(load_registry().presets["paper"])  # any pydantic model will do
+
+    def extract(self, clip, settings):
+        if clip.audio_path.name == "bad.wav":
+            raise AudioError(clip.audio_path, "cannot decode: test")
+        return np.array([float(clip.start_s)])
+
+    def finish_dataset(self, arrays, settings):
+        return arrays - arrays.mean(axis=0)
+
+
+def test_features_finish_each_dataset_on_its_own_and_report_failures(tmp_path):
+    tracks = pd.DataFrame(
+        {
+            "dataset": ["a", "a", "b", "b", "b"],
+            "track_id": ["1", "2", "1", "2", "3"],
+            "audio_path": [tmp_path / n for n in ("x.wav", "y.wav", "z.wav", "bad.wav", "w.wav")],
+            "clip_start_s": [1.0, 3.0, 10.0, 0.0, 20.0],
+            "clip_seconds": 24.0,
+        }
+    )
+    features = extract_features(tracks, _CenteringExtractor(), None)
+    assert features.uids == ["a/1", "a/2", "b/1", "b/3"]
+    assert features.x[:, 0].tolist() == [-1.0, 1.0, -5.0, 5.0]
+    (excluded,) = features.excluded
+    assert (excluded.dataset, excluded.track_id, excluded.stage) == ("b", "2", "features")

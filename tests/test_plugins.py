@@ -1,0 +1,101 @@
+"""Plugin loading: built-ins and entry points through one door, failures isolated and reported."""
+
+import pytest
+
+from mer_bench.errors import PluginError, UnknownPluginError
+from mer_bench.plugins import load_plugins
+from tests.conftest import BUILTINS, TINY_DEMO, make_distribution
+
+BROKEN = "raise ImportError('no module named tensorflow_magic')"
+TYPO = """
+from mer_bench import hookimpl
+
+@hookimpl
+def mer_bench_modles():
+    return []
+"""
+NOT_A_MODEL = """
+from mer_bench import hookimpl
+
+@hookimpl
+def mer_bench_models():
+    return [object()]
+"""
+DUPLICATE = """
+from mer_bench import hookimpl
+from mer_bench_plugins.datasets.demo import DemoDataset
+
+@hookimpl
+def mer_bench_datasets():
+    return [DemoDataset(name="demo")]
+"""
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    path = tmp_path / "site"
+    path.mkdir()
+    monkeypatch.syspath_prepend(str(path))
+    return path
+
+
+def test_builtins_load_through_the_hooks():
+    plugins = load_plugins(BUILTINS, entry_points=False)
+    names = {(e.kind, e.name) for e in plugins.all_entries()}
+    assert {("dataset", "demo"), ("label", "midpoint"), ("feature", "logmel-stats"), ("model", "logmel-mlp")} <= names
+    assert all(e.source.builtin and e.source.distribution == "mer-bench" for e in plugins.all_entries())
+    assert plugins.failures == []
+
+
+def test_a_broken_entry_point_is_reported_and_the_others_load(site):
+    make_distribution(site, "mer-bench-broken", "0.3.1", {"broken_plugin": BROKEN}, {"broken": "broken_plugin"})
+    make_distribution(site, "mer-bench-tiny", "1.0", {"tiny_demo": TINY_DEMO}, {"tiny": "tiny_demo"})
+    plugins = load_plugins(BUILTINS)
+    (failure,) = plugins.failures
+    assert (failure.source.plugin, failure.source.distribution, failure.source.version) == (
+        "broken",
+        "mer-bench-broken",
+        "0.3.1",
+    )
+    assert "ImportError: no module named tensorflow_magic" in failure.error
+    tiny = plugins.entries["dataset"]["demo-tiny"]
+    assert tiny.source.distribution == "mer-bench-tiny" and not tiny.source.builtin
+    assert "logmel-mlp" in plugins.entries["model"]
+
+
+def test_strict_mode_turns_a_failure_into_an_error(site):
+    make_distribution(site, "mer-bench-broken", "0.3.1", {"broken_plugin": BROKEN}, {"broken": "broken_plugin"})
+    with pytest.raises(PluginError, match=r"broken \(entry point, mer-bench-broken 0.3.1\) failed: ImportError"):
+        load_plugins(BUILTINS, strict=True)
+
+
+def test_a_misspelled_hook_is_caught_by_check_pending(site):
+    make_distribution(site, "mer-bench-typo", "0.1", {"typo_plugin": TYPO}, {"typo": "typo_plugin"})
+    plugins = load_plugins(BUILTINS)
+    (failure,) = plugins.failures
+    assert failure.source.plugin == "typo" and "mer_bench_modles" in failure.error
+
+
+def test_an_object_that_breaks_the_protocol_is_reported(site):
+    make_distribution(site, "mer-bench-odd", "0.1", {"odd_plugin": NOT_A_MODEL}, {"odd": "odd_plugin"})
+    plugins = load_plugins(BUILTINS)
+    (failure,) = plugins.failures
+    assert "does not follow the ModelFactory protocol" in failure.error
+
+
+def test_duplicate_names_are_an_error_naming_both_sources(site):
+    make_distribution(site, "mer-bench-dup", "2.0", {"dup_plugin": DUPLICATE}, {"dup": "dup_plugin"})
+    with pytest.raises(PluginError, match=r"two dataset plugins are named 'demo'.*mer-bench 0.1.0.*mer-bench-dup 2.0"):
+        load_plugins(BUILTINS)
+
+
+def test_unknown_names_list_the_known_ones():
+    plugins = load_plugins(BUILTINS, entry_points=False)
+    with pytest.raises(UnknownPluginError, match=r"unknown model plugin 'effnet'; known model plugins: logmel-mlp"):
+        plugins.model("effnet")
+
+
+def test_autoload_can_be_switched_off(site, monkeypatch):
+    make_distribution(site, "mer-bench-broken", "0.3.1", {"broken_plugin": BROKEN}, {"broken": "broken_plugin"})
+    monkeypatch.setenv("MER_BENCH_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert load_plugins(BUILTINS).failures == []

@@ -1,0 +1,108 @@
+"""Preparation: decoded lengths, the central crop, balancing by distance from the axes, the report."""
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mer_bench.errors import DatasetError
+from mer_bench.prepare import balance_quadrants, crop_tracks, exclusions_table, prepare
+from mer_bench.types import Scale
+from tests.conftest import write_tone
+
+
+def tracks_for(paths: dict[str, Path], dataset="d", **columns) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"dataset": dataset, "track_id": list(paths), "audio_path": list(paths.values()), **columns}
+    )
+
+
+def test_crop_uses_decoded_length_not_metadata(tmp_path):
+    long = write_tone(tmp_path / "long.wav", 30.0)
+    truncated = write_tone(tmp_path / "trunc.wav", 30.0)
+    with open(truncated, "r+b") as f:
+        f.truncate(truncated.stat().st_size // 2)
+    tracks = tracks_for({"long": long, "trunc": truncated}, duration_s=[30.0, 30.0])
+    out = crop_tracks(tracks, 24.0)
+    assert out.tracks["track_id"].tolist() == ["long"]
+    assert out.tracks.loc[0, "clip_start_s"] == pytest.approx(3.0)
+    assert out.tracks.loc[0, "clip_seconds"] == 24.0
+    (excluded,) = out.excluded
+    assert (excluded.track_id, excluded.reason) == ("trunc", "too-short")
+    assert "15.00 s decoded < 24 s" in excluded.detail
+
+
+def test_missing_and_corrupt_files_are_reported_not_dropped(tmp_path):
+    corrupt = tmp_path / "bad.mp3"
+    corrupt.write_bytes(os.urandom(3000))
+    ok = write_tone(tmp_path / "ok.wav", 25.0)
+    tracks = tracks_for({"gone": tmp_path / "gone.wav", "bad": corrupt, "ok": ok})
+    out = crop_tracks(tracks, 24.0)
+    assert out.tracks["track_id"].tolist() == ["ok"]
+    report = exclusions_table(out.excluded)
+    assert report.set_index("track_id")["reason"].to_dict() == {"bad": "decode-error", "gone": "audio-missing"}
+    assert "bad.mp3" in report.set_index("track_id").loc["bad", "detail"]
+
+
+def grid_tracks() -> pd.DataFrame:
+    """Three tracks in A+V+, two in each other quadrant, on a [-1, 1] scale."""
+    rows = [
+        ("p1", 0.9, 0.1),  # score 0.1
+        ("p2", 0.5, 0.5),  # score 0.5: kept
+        ("p3", 0.6, 0.6),  # score 0.6: kept
+        ("n1", 0.4, -0.4),
+        ("n2", 0.3, -0.9),
+        ("m1", -0.5, -0.5),
+        ("m2", -0.2, -0.3),
+        ("q1", -0.3, 0.3),
+        ("q2", -0.7, 0.2),
+    ]
+    quadrant = {"p": "A+V+", "n": "A+V-", "m": "A-V-", "q": "A-V+"}
+    return pd.DataFrame(
+        {
+            "dataset": "d",
+            "track_id": [r[0] for r in rows],
+            "arousal": [r[1] for r in rows],
+            "valence": [r[2] for r in rows],
+            "quadrant": [quadrant[r[0][0]] for r in rows],
+        }
+    )
+
+
+def test_balance_keeps_the_points_farthest_from_the_axes():
+    out = balance_quadrants(grid_tracks(), {"d": Scale(-1, 1)})
+    assert out.tracks["quadrant"].value_counts().to_dict() == {"A+V+": 2, "A+V-": 2, "A-V-": 2, "A-V+": 2}
+    assert "p1" not in set(out.tracks["track_id"])
+    (excluded,) = out.excluded
+    assert excluded.track_id == "p1" and excluded.reason == "balance"
+    assert "A+V+ has 3 tracks, kept the 2" in excluded.detail
+
+
+def test_balance_breaks_ties_by_radius_then_id():
+    tracks = grid_tracks()
+    # p1 now ties p2 on score 0.5 but lies farther from the centre; p3 ties p2 exactly.
+    tracks.loc[tracks.track_id == "p1", ["arousal", "valence"]] = [0.9, 0.5]
+    tracks.loc[tracks.track_id == "p3", ["arousal", "valence"]] = [0.5, 0.5]
+    kept = set(balance_quadrants(tracks, {"d": Scale(-1, 1)}).tracks["track_id"])
+    assert {"p1", "p2"} <= kept and "p3" not in kept
+
+
+def test_balance_refuses_a_dataset_with_an_empty_quadrant():
+    tracks = grid_tracks()
+    tracks = tracks[tracks.quadrant != "A-V+"]
+    with pytest.raises(DatasetError, match=r"no tracks in quadrant\(s\) A-V\+.*balance = false"):
+        balance_quadrants(tracks, {"d": Scale(-1, 1)})
+
+
+def test_prepare_reports_every_exclusion_with_its_stage(tmp_path):
+    tracks = grid_tracks()
+    tracks["audio_path"] = [write_tone(tmp_path / f"{t}.wav", 20.0 if t == "q2" else 25.0) for t in tracks.track_id]
+    out = prepare(tracks, {"d": Scale(-1, 1)}, 24.0, balance=True)
+    report = exclusions_table(out.excluded)
+    # q2 is too short, so A-V+ has one track and every quadrant is cut to one.
+    assert report[report.reason == "too-short"]["track_id"].tolist() == ["q2"]
+    assert len(out.tracks) == 4
+    assert len(report) + len(out.tracks) == len(tracks)
+    unbalanced = prepare(tracks, {"d": Scale(-1, 1)}, 24.0, balance=False)
+    assert len(unbalanced.tracks) == 8
