@@ -1,0 +1,117 @@
+"""An example mer-bench plugin: one dataset loader and one model.
+
+Dataset ``my-songs``: a folder with ``labels.csv`` (columns ``file,valence,arousal``,
+values on a 1..9 scale) and the audio files under ``audio/``.
+
+Model ``nearest-centroid``: distances to each quadrant's mean ``logmel-stats`` vector,
+turned into probabilities with a softmax.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from mer_bench import hookimpl
+from mer_bench.errors import DatasetError
+from mer_bench.types import DatasetInfo, Exclusion, FoldData, LoadedDataset, Scale
+
+
+class MySongs:
+    name = "my-songs"
+    scale = Scale(1.0, 9.0)
+    label_converter = "midpoint"  # built-in: high means above 5
+    folder_names = ("MySongs_v1",)  # the archive's own folder name is accepted too
+
+    def describe(self) -> DatasetInfo:
+        return DatasetInfo(
+            title="My lab's annotated songs",
+            download="ask the lab for MySongs_v1.zip",
+            layout="labels.csv (file,valence,arousal on 1..9) and audio/<file>",
+            license="research use only",
+            citation="Us et al. 2026",
+        )
+
+    def default_root(self) -> Path | None:
+        return None  # the user must provide the data
+
+    def load(self, root: Path) -> LoadedDataset:
+        path = root / "labels.csv"
+        if not path.is_file():
+            raise DatasetError(f"my-songs: {path} not found; unpack MySongs_v1.zip there")
+        table = pd.read_csv(path)
+        if list(table.columns) != ["file", "valence", "arousal"]:
+            raise DatasetError(f"my-songs: {path} has columns {list(table.columns)}, expected file,valence,arousal")
+        # Never drop a row silently: rows without audio are reported as exclusions.
+        exists = table["file"].map(lambda f: (root / "audio" / f).is_file())
+        excluded = [
+            Exclusion(self.name, Path(f).stem, "discover", "audio-missing", str(root / "audio" / f))
+            for f in table.loc[~exists, "file"]
+        ]
+        table = table[exists]
+        tracks = pd.DataFrame(
+            {
+                "dataset": self.name,
+                "track_id": table["file"].map(lambda f: Path(f).stem),
+                "audio_path": table["file"].map(lambda f: root / "audio" / f),
+                "valence": table["valence"],
+                "arousal": table["arousal"],
+            }
+        )
+        return LoadedDataset(tracks, excluded)
+
+
+class CentroidSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(1.0, gt=0, description="softmax temperature over negative distances")
+
+
+class NearestCentroid:
+    def __init__(self, settings: CentroidSettings, n_classes: int):
+        self.settings = settings
+        self.n_classes = n_classes
+
+    def fit(self, train: FoldData, val: FoldData) -> list[dict[str, float]]:
+        self.mean, self.std = train.x.mean(axis=0), train.x.std(axis=0) + 1e-8
+        z = (train.x - self.mean) / self.std
+        self.centroids = np.stack([z[train.y == k].mean(axis=0) for k in range(self.n_classes)])
+        accuracy = float((self.predict_proba(val.x).argmax(axis=1) == val.y).mean())
+        return [{"epoch": 1, "val_accuracy": accuracy}]  # one "epoch": nothing to stop early
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        z = (x - self.mean) / self.std
+        distance = np.linalg.norm(z[:, None, :] - self.centroids[None], axis=2) / np.sqrt(z.shape[1])
+        logits = -distance / self.settings.temperature
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "centroid.pkl").write_bytes(pickle.dumps(self))
+
+
+class NearestCentroidFactory:
+    name = "nearest-centroid"
+    feature = "logmel-stats"  # a built-in feature extractor
+    settings_model = CentroidSettings
+
+    def build(self, settings: CentroidSettings, n_classes: int, seed: int) -> NearestCentroid:
+        return NearestCentroid(settings, n_classes)  # deterministic: the seed is not needed
+
+    def load(self, folder: Path) -> NearestCentroid:
+        return pickle.loads((folder / "centroid.pkl").read_bytes())
+
+
+@hookimpl
+def mer_bench_datasets():
+    return [MySongs()]
+
+
+@hookimpl
+def mer_bench_models():
+    return [NearestCentroidFactory()]
