@@ -77,15 +77,7 @@ def build_config(
         raise ConfigError("no model given: pass --model NAME or set model in the config file")
     for key, preset_part in (("model_settings", preset.models.get(model, {})), ("feature_settings", {})):
         values[key] = {**preset_part, **file_values.get(key, {}), **given.get(key, {})}
-    if isinstance(values.get("datasets"), str):
-        values["datasets"] = [d.strip() for d in values["datasets"].split(",") if d.strip()]
-    if values.get("datasets"):
-        values["datasets"] = expand_datasets(values["datasets"], registry)
-    try:
-        return RunConfig.model_validate(values)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid run configuration: {problems}") from None
+    return _validate(values, registry)
 
 
 def resume_config(
@@ -104,12 +96,20 @@ def resume_config(
     values = {**stored, **given}
     for key in ("model_settings", "feature_settings"):
         values[key] = {**stored.get(key, {}), **given.get(key, {})}
-    if isinstance(values.get("datasets"), str):
-        values["datasets"] = expand_datasets([d.strip() for d in values["datasets"].split(",")], registry)
+    return _validate(values, registry)
+
+
+def _validate(values: dict[str, Any], registry: Registry) -> RunConfig:
+    """Expand ``datasets`` ("a,b" or a list, suites allowed) and validate the whole config."""
+    datasets = values.get("datasets")
+    if isinstance(datasets, str):
+        datasets = [d.strip() for d in datasets.split(",") if d.strip()]
+    if datasets:
+        values["datasets"] = expand_datasets(datasets, registry)
     try:
         return RunConfig.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError(f"invalid run configuration: {exc}") from None
+        raise ConfigError(f"invalid run configuration: {_problems(exc)}") from None
 
 
 def validate_settings(model_cls: type[BaseModel], values: dict[str, Any], owner: str) -> BaseModel:
@@ -117,5 +117,9 @@ def validate_settings(model_cls: type[BaseModel], values: dict[str, Any], owner:
     try:
         return model_cls.model_validate(values)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid settings for {owner}: {problems}") from None
+        raise ConfigError(f"invalid settings for {owner}: {_problems(exc)}") from None
+
+
+def _problems(exc: ValidationError) -> str:
+    """pydantic's errors as one line: ``field: message; ...``."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())

@@ -74,6 +74,16 @@ def tiny_site(tmp_path) -> Path:
     return make_distribution(tmp_path / "site", "mer-bench-tiny", "1.0", {"tiny_demo": TINY_DEMO}, {"tiny": "tiny_demo"})
 
 
+def pip_install_target(source: Path, target: Path) -> None:
+    """``pip install`` a source folder, non-editable and without dependencies, into ``target``."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(source)],
+        check=True,
+        capture_output=True,
+    )
+
+
 def run_cli(*args: str, site: Path | None = None, env: dict | None = None, cwd: Path | None = None, timeout=300):
     """Run ``mer-bench`` in a subprocess, as a user would."""
     full_env = {**os.environ, **(env or {})}

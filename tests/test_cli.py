@@ -185,9 +185,7 @@ def test_leaderboard_puts_published_and_rerun_rows_together(finished_run):
     assert rerun.Std.notna().all()
 
 
-def test_datasets_verify_names_the_unreadable_file(tiny_site, tmp_path, cache_root):
-    listing = run_cli("plugins", "--json", site=tiny_site)
-    assert listing.returncode == 0
+def test_datasets_verify_names_the_unreadable_file_and_a_wrong_header(tiny_site, tmp_path, cache_root):
     data = tmp_path / "copy"
     from mer_bench_plugins.datasets.demo import DemoDataset
 
@@ -201,3 +199,10 @@ def test_datasets_verify_names_the_unreadable_file(tiny_site, tmp_path, cache_ro
     bad = run_cli("datasets", "verify", "demo-tiny", "--config", str(ok_config), site=tiny_site)
     assert bad.returncode == 1
     assert f"problem: demo-tiny/{victim.stem}: {victim}: cannot decode" in bad.stdout
+    annotations = data / "annotations.csv"
+    annotations.write_text(annotations.read_text().replace("valence", "valance", 1))
+    header = run_cli("datasets", "verify", "demo-tiny", "--config", str(ok_config), site=tiny_site)
+    assert header.returncode == 1
+    assert f"problem: demo-tiny: demo dataset: {annotations} lacks column(s) valence" in header.stdout
+    run = run_cli("run", "--model", "logmel-mlp", "--config", str(ok_config), *TINY_RUN, site=tiny_site)
+    assert run.returncode == 1 and run.stderr.strip().endswith("lacks column(s) valence")

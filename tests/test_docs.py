@@ -2,15 +2,12 @@
 
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from mer_bench import hookspecs
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, pip_install_target, run_cli
 
 GUIDE = REPO / "docs" / "writing-a-plugin.md"
 EXAMPLE = REPO / "docs" / "examples" / "mer-bench-example"
@@ -36,12 +33,7 @@ def test_every_hook_is_documented():
 @pytest.mark.slow
 def test_the_example_installs_as_a_distribution_and_runs(tmp_path):
     site = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(site), str(EXAMPLE)],
-        check=True,
-        capture_output=True,
-    )
+    pip_install_target(EXAMPLE, site)
     listing = json.loads(run_cli("plugins", "--json", site=site).stdout)
     ours = {(p["kind"], p["name"]): p["source"] for p in listing["plugins"] if not p["source"]["builtin"]}
     assert ours.keys() == {("dataset", "my-songs"), ("model", "nearest-centroid")}

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, pip_install_target
 
 
 @pytest.mark.slow
@@ -20,12 +20,7 @@ def test_a_non_editable_install_imports_and_runs(tmp_path):
     for folder in ("harness", "plugins"):
         shutil.copytree(REPO / folder, source / folder, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     target = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(source)],
-        check=True,
-        capture_output=True,
-    )
+    pip_install_target(source, target)
     registry = target / "mer_bench" / "registry.toml"
     assert registry.is_file() and not registry.is_symlink()
     assert registry.read_text() == (REPO / "registry.toml").read_text()

@@ -13,7 +13,7 @@ from mer_bench.features import extract_features
 from mer_bench.pipeline import run_benchmark
 from mer_bench.plugins import load_plugins
 from mer_bench.registry import load_registry
-from mer_bench.types import Clip, QUADRANTS, quadrant_index
+from mer_bench.types import QUADRANTS, Clip, quadrant_index
 from tests.conftest import BUILTINS, TINY_DEMO
 
 
