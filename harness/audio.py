@@ -26,6 +26,16 @@ def _open(path: Path):
         raise AudioError(path, f"cannot decode: {exc}") from None
 
 
+def _read_whole_mp3(f) -> np.ndarray:
+    """Decode an MP3 in one call.
+
+    A seek, or a second read call, makes libsndfile resynchronise libmpg123, which then
+    prints "part2_3_length ... too large" errors to stderr for every file (the samples
+    are right). One call is silent, and at most a few tens of MB for a 90 s stereo clip.
+    """
+    return f.read(dtype="float32", always_2d=True)
+
+
 def decoded_duration(path: Path) -> float:
     """The length in seconds of the audio actually decoded from ``path``.
 
@@ -35,11 +45,11 @@ def decoded_duration(path: Path) -> float:
     with _open(path) as f:
         frames = 0
         try:
-            while True:
-                block = f.read(_BLOCK, dtype="float32", always_2d=True)
-                if not len(block):
-                    break
-                frames += len(block)
+            if f.format == "MP3":
+                frames = len(_read_whole_mp3(f))
+            else:
+                while len(block := f.read(_BLOCK, dtype="float32", always_2d=True)):
+                    frames += len(block)
         except Exception as exc:
             raise AudioError(path, f"decoding failed after {frames / f.samplerate:.2f} s: {exc}") from None
         if frames == 0:
@@ -61,12 +71,10 @@ def load_clip(path: Path, start_s: float, duration_s: float, sample_rate: int) -
         want = int(round(duration_s * native))
         try:
             if f.format == "MP3":
-                # Seeking makes libmpg123 rebuild its bit reservoir and print errors to
-                # stderr (the samples are right); decoding from the start is silent.
-                f.read(start, dtype="float32", always_2d=True)
+                x = _read_whole_mp3(f)[start : start + want]
             else:
                 f.seek(start)
-            x = f.read(want, dtype="float32", always_2d=True)
+                x = f.read(want, dtype="float32", always_2d=True)
         except Exception as exc:
             raise AudioError(path, f"cannot decode {duration_s:g} s from {start_s:g} s: {exc}") from None
     if len(x) < want:
