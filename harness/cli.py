@@ -121,21 +121,21 @@ def datasets_list(state: State, data_dir: Path | None) -> None:
     """Show each dataset plugin, where to get it, and whether it is found."""
     import pandas as pd
 
+    from mer_bench.discover import find_in_data_dir
     from mer_bench.report import print_table
 
     loaded = state.plugins()
     rows = []
     for entry in sorted(loaded.entries["dataset"].values(), key=lambda e: e.name):
         loader = entry.obj
-        names = (loader.name, *loader.folder_names)
-        found = next((str(Path(data_dir) / n) for n in names if data_dir and (Path(data_dir) / n).is_dir()), "")
+        found = find_in_data_dir(loader, data_dir)
         info = loader.describe()
         rows.append(
             {
                 "Name": loader.name,
                 "Title": info.title,
-                "Folder names": ", ".join(names),
-                "Found under data dir": found,
+                "Folder names": ", ".join((loader.name, *loader.folder_names)),
+                "Found under data dir": str(found or ""),
                 "Download": info.download,
             }
         )

@@ -21,6 +21,17 @@ class Discovery:
     excluded: list[Exclusion]
 
 
+def find_in_data_dir(loader: DatasetLoader, data_dir: Path | None) -> Path | None:
+    """``data_dir/<name>`` or ``data_dir/<archive folder name>``, whichever exists first."""
+    if data_dir is None:
+        return None
+    for name in (loader.name, *loader.folder_names):
+        candidate = Path(data_dir) / name
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
 def resolve_root(loader: DatasetLoader, data_dir: Path | None, explicit: Path | None) -> Path:
     """The folder a dataset is read from.
 
@@ -32,18 +43,16 @@ def resolve_root(loader: DatasetLoader, data_dir: Path | None, explicit: Path | 
         if not Path(explicit).is_dir():
             raise DatasetError(f"dataset {loader.name!r}: configured path {explicit} is not a folder")
         return Path(explicit)
-    names = (loader.name, *loader.folder_names)
-    if data_dir is not None:
-        for name in names:
-            candidate = Path(data_dir) / name
-            if candidate.is_dir():
-                return candidate
+    found = find_in_data_dir(loader, data_dir)
+    if found is not None:
+        return found
     default = loader.default_root()
     if default is not None:
         return default
     where = f"{data_dir}" if data_dir is not None else "the data directory (--data-dir or MER_BENCH_DATA)"
+    names = " or ".join((loader.name, *loader.folder_names))
     raise DatasetError(
-        f"dataset {loader.name!r} not found: unpack it as {' or '.join(names)} under {where}, "
+        f"dataset {loader.name!r} not found: unpack it as {names} under {where}, "
         f"or set [paths] {loader.name} = \"...\" in the config file ({loader.describe().download})"
     )
 
