@@ -144,28 +144,57 @@ def datasets_list(state: State, data_dir: Path | None) -> None:
 
 @datasets.command("verify")
 @click.argument("names", nargs=-1)
+@click.option("--datasets", "datasets_", help="'all' or a comma-separated list (instead of NAMES).")
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_DATA")
-@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Run config with [paths].")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Run config: [paths], clip_seconds, balance.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object keyed by dataset name.")
 @click.pass_obj
-def datasets_verify(state: State, names: tuple[str, ...], data_dir: Path | None, config_file: Path | None) -> None:
-    """Load datasets and decode every audio file; exit 1 if anything is wrong."""
+def datasets_verify(state: State, names, datasets_, data_dir, config_file, as_json) -> None:
+    """Load datasets and decode every audio file.
+
+    Exits with 1 when a dataset is absent or unusable, or has missing or unreadable audio.
+    """
     from mer_bench.config import expand_datasets, read_config_file
+    from mer_bench.progress import Progress
     from mer_bench.verify import verify_datasets
 
-    paths = {k: Path(v) for k, v in (read_config_file(config_file).get("paths", {}) if config_file else {}).items()}
-    chosen = expand_datasets(list(names) or ["all"], state.registry())
-    from mer_bench.progress import Progress
+    values = read_config_file(config_file) if config_file else {}
+    paths = {k: Path(v) for k, v in values.get("paths", {}).items()}
+    requested = list(names) + [d.strip() for d in (datasets_ or "").split(",") if d.strip()]
+    chosen = expand_datasets(requested or ["all"], state.registry())
+    with Progress(enabled=sys.stderr.isatty() and not as_json) as progress:
+        checks = verify_datasets(
+            state.plugins(), chosen, data_dir, paths, values.get("clip_seconds", 24.0), values.get("balance", True), progress
+        )
+    if as_json:
+        click.echo(json.dumps({c.name: c.as_dict() for c in checks}, indent=2))
+    else:
+        import pandas as pd
 
-    with Progress(enabled=sys.stderr.isatty()) as progress:
-        report = verify_datasets(state.plugins(), chosen, data_dir, paths, progress)
-    from mer_bench.report import print_table
+        from mer_bench.report import print_table
 
-    print_table(report.summary, "terminal", "dataset check")
-    for line in report.notes:
-        click.echo(f"  note: {line}")
-    for line in report.problems:
-        click.echo(f"  problem: {line}")
-    if not report.ok:
+        def quadrants(c):
+            return "  ".join(f"{q} {c.quadrants_raw.get(q, 0)}->{c.quadrants_prepared.get(q, 0)}" for q in c.quadrants_raw)
+
+        rows = [
+            {
+                "Dataset": c.name,
+                "Status": c.status if c.ok or c.status != "ok" else "problems",
+                "Tracks": c.tracks,
+                "Labelled": c.labelled,
+                "Unlabelled audio": c.unlabelled,
+                "Missing audio": c.missing_audio,
+                "Unreadable": c.unreadable,
+                "Quadrants (raw->prepared)": quadrants(c),
+                "Root": c.root,
+            }
+            for c in checks
+        ]
+        print_table(pd.DataFrame(rows), "terminal", "dataset check")
+        for c in checks:
+            for line in c.problems:
+                click.echo(f"  problem: {line}")
+    if not all(c.ok for c in checks):
         raise click.exceptions.Exit(1)
 
 
@@ -208,6 +237,13 @@ def run(state: State, model, datasets_, data_dir, config_file, preset, seed, fol
     with Progress(enabled=not no_progress) as progress:
         folder = run_benchmark(config, state.plugins(), runs_dir, resume=resume, progress=progress, command=sys.argv)
     click.echo(f"run {folder.run_id} written to {folder.path}")
+    summary = folder.read_json("summary.json")
+    if summary["song_groups"]["groups"]:
+        groups = summary["song_groups"]
+        click.echo(f"{groups['groups']} songs appear under several ids; their {groups['tracks']} tracks were split together")
+    if summary["excluded"]:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(summary["excluded"].items()))
+        click.echo(f"excluded tracks ({reasons}): see {folder.path / 'prep-report.csv'}")
     print_table(table3(folder), "terminal", "Table 3: test-set scores of each fold's model")
     print_table(table4(folder), "terminal", "Table 4: per-class scores, mean over folds")
     print_table(leaderboard(registry, [folder]), "terminal", "Table 5: published results and this run")

@@ -9,6 +9,7 @@ import pandas as pd
 
 from mer_bench.errors import DatasetError
 from mer_bench.plugins import PluginSet
+from mer_bench.songkey import song_keys
 from mer_bench.types import DatasetLoader, Exclusion, validate_tracks
 
 
@@ -66,11 +67,21 @@ def discover(
     """Load and validate every named dataset; the track tables are concatenated in the given order."""
     paths = paths or {}
     loaders = [plugins.dataset(name) for name in datasets]
-    tables, roots, excluded = [], {}, []
+    roots, missing = {}, []
+    # Every dataset is located before any is read, so one message lists all that are missing.
     for loader in loaders:
-        root = resolve_root(loader, data_dir, paths.get(loader.name))
+        try:
+            roots[loader.name] = resolve_root(loader, data_dir, paths.get(loader.name))
+        except DatasetError as exc:
+            missing.append(str(exc))
+    if missing:
+        raise DatasetError(f"{len(missing)} of {len(loaders)} datasets not found: " + " | ".join(missing))
+    tables, excluded = [], []
+    for loader in loaders:
+        root = roots[loader.name]
         loaded = loader.load(root)
-        tables.append(validate_tracks(loaded.tracks, loader.name, loader.scale))
-        roots[loader.name] = root
+        table = validate_tracks(loaded.tracks, loader.name, loader.scale)
+        table["song_key"] = song_keys(table, table["dataset"] + "/" + table["track_id"])
+        tables.append(table)
         excluded.extend(loaded.excluded)
     return Discovery(pd.concat(tables, ignore_index=True), roots, excluded)

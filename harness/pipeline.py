@@ -23,7 +23,7 @@ from mer_bench.metrics import aggregate, score
 from mer_bench.plugins import PluginSet
 from mer_bench.prepare import exclusions_table, prepare
 from mer_bench.progress import SILENT, Progress
-from mer_bench.protocol import fold_parts, make_splits, track_uids
+from mer_bench.protocol import fold_parts, make_splits, merged_groups, track_uids
 from mer_bench.results import (
     RunFolder,
     csv_bytes,
@@ -168,7 +168,9 @@ def run_benchmark(
     tracks = prepared.tracks.assign(uid=track_uids(prepared.tracks))
     folder.write_csv(
         "tracks.csv",
-        tracks[["uid", "dataset", "track_id", "quadrant", "arousal", "valence", "genre", "decoded_s", "clip_start_s"]],
+        tracks[
+            ["uid", "dataset", "track_id", "quadrant", "arousal", "valence", "genre", "song_key", "decoded_s", "clip_start_s"]
+        ],
     )
 
     for fold in progress.track(range(config.folds), f"{factory.name}: folds", total=config.folds):
@@ -187,6 +189,8 @@ def run_benchmark(
         "test_size": config.test_size,
         "tracks": {d: {k: int(v) for k, v in row.items()} for d, row in counts.iterrows()},
         "excluded": {str(k): int(v) for k, v in exclusions_table(excluded)["reason"].value_counts().items()},
+        # Songs present under several ids, kept on one side of every split.
+        "song_groups": merged_groups(prepared.tracks),
         "metrics": aggregate(folder.fold_metrics(config.folds)),
     }
     folder.write_json("summary.json", summary)

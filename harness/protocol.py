@@ -5,6 +5,10 @@ than ``folds`` tracks falls back to quadrant x dataset, then to quadrant, row by
 rare genres do not break the split; if the test set is still too small for the number of
 strata, the whole split uses the next coarser level.
 
+Tracks that share a ``song_key`` (the same song under two ids) form one group, and
+groups, not tracks, are split: a song never sits on both sides of the test split or of
+a fold. A group is stratified by its first member (lowest uid).
+
 The input is sorted by track uid first, so the same tracks and seed give the same
 split whatever order the loaders returned them in.
 """
@@ -19,7 +23,7 @@ from mer_bench.errors import DatasetError
 
 #: Columns of ``splits.csv``: ``split`` is ``test`` or ``dev``; ``fold`` is the fold whose
 #: validation part holds a dev track (-1 for test tracks).
-SPLIT_COLUMNS = ["uid", "dataset", "track_id", "quadrant", "stratum", "split", "fold"]
+SPLIT_COLUMNS = ["uid", "dataset", "track_id", "quadrant", "song_key", "stratum", "split", "fold"]
 LEVELS = (("quadrant", "dataset", "genre"), ("quadrant", "dataset"), ("quadrant",))
 
 
@@ -56,40 +60,52 @@ def strata(tracks: pd.DataFrame, min_count: int, start_level: int = 0) -> pd.Ser
     return labels
 
 
+def merged_groups(tracks: pd.DataFrame) -> dict[str, int]:
+    """How many song keys hold more than one track, and how many tracks they hold."""
+    sizes = tracks["song_key"].value_counts()
+    return {"groups": int((sizes > 1).sum()), "tracks": int(sizes[sizes > 1].sum())}
+
+
 def make_splits(tracks: pd.DataFrame, folds: int, test_size: float, seed: int) -> pd.DataFrame:
     """Assign every track to the test set or to one validation fold; returns the split table."""
     table = tracks.assign(uid=track_uids(tracks)).sort_values("uid", kind="mergesort").reset_index(drop=True)
     if table["uid"].duplicated().any():
         raise DatasetError("track uids are not unique: " + ", ".join(table.loc[table["uid"].duplicated(), "uid"]))
-    per_quadrant = table["quadrant"].value_counts()
-    if per_quadrant.min() < folds + 1:
+    if "song_key" not in table.columns:
+        table["song_key"] = table["uid"]
+    table["song_key"] = table["song_key"].where(table["song_key"].notna(), table["uid"])
+    groups = table.drop_duplicates("song_key", keep="first")  # one row per song: its lowest uid
+    per_quadrant = groups["quadrant"].value_counts()
+    if per_quadrant.min() < folds + 1 or len(per_quadrant) < table["quadrant"].nunique():
         raise DatasetError(
-            f"too few tracks to split: {per_quadrant.to_dict()} per quadrant; need at least "
+            f"too few songs to split: {per_quadrant.to_dict()} per quadrant; need at least "
             f"{folds + 1} in each for a test set and {folds} folds"
         )
     last_error: ValueError | None = None
     for level in range(len(LEVELS)):
-        labels = strata(table, folds, level)
+        labels = strata(groups, folds, level)
         try:
             dev_idx, test_idx = train_test_split(
-                table.index.to_numpy(), test_size=test_size, random_state=seed, stratify=labels.to_numpy()
+                groups.index.to_numpy(), test_size=test_size, random_state=seed, stratify=labels.to_numpy()
             )
-        except ValueError as exc:  # more strata than test tracks: stratify more coarsely
+        except ValueError as exc:  # more strata than test songs: stratify more coarsely
             last_error = exc
             continue
         break
     else:
-        raise DatasetError(f"cannot split {len(table)} tracks with test_size={test_size}: {last_error}")
-    table["split"] = "dev"
-    table.loc[test_idx, "split"] = "test"
-    table["stratum"] = labels
-    table["fold"] = -1
-    dev = table.loc[np.sort(dev_idx)]
+        raise DatasetError(f"cannot split {len(groups)} songs with test_size={test_size}: {last_error}")
+    dev = groups.loc[np.sort(dev_idx)]
     dev_strata = strata(dev, folds, level)
+    group_fold = pd.Series(-1, index=groups["song_key"].to_numpy())
+    group_stratum = pd.Series(labels.to_numpy(), index=groups["song_key"].to_numpy())
+    group_stratum[dev["song_key"].to_numpy()] = dev_strata.to_numpy()
     kfold = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for fold, (_, val_pos) in enumerate(kfold.split(dev.index.to_numpy(), dev_strata.to_numpy())):
-        table.loc[dev.index[val_pos], "fold"] = fold
-    table.loc[dev.index, "stratum"] = dev_strata
+        group_fold[dev["song_key"].to_numpy()[val_pos]] = fold
+    test_keys = set(groups.loc[test_idx, "song_key"])
+    table["split"] = np.where(table["song_key"].isin(test_keys), "test", "dev")
+    table["fold"] = table["song_key"].map(group_fold).astype(int)
+    table["stratum"] = table["song_key"].map(group_stratum)
     return table[SPLIT_COLUMNS]
 
 

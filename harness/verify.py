@@ -1,32 +1,108 @@
-"""``mer-bench datasets verify``: load each dataset and decode every audio file it names."""
+"""``mer-bench datasets verify``: read each dataset, decode every audio file, report what is wrong.
+
+Each dataset goes through the same discover, label and prepare stages as a run, on its
+own, so the counts shown are the counts a run would use.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import pandas as pd
-
-from mer_bench.audio import decoded_duration
 from mer_bench.discover import resolve_root
-from mer_bench.errors import AudioError, MerBenchError
+from mer_bench.errors import MerBenchError
+from mer_bench.label import assign_quadrants
 from mer_bench.plugins import PluginSet
+from mer_bench.prepare import balance_quadrants, crop_tracks
 from mer_bench.progress import SILENT, Progress
-from mer_bench.types import validate_tracks
+from mer_bench.types import QUADRANTS, validate_tracks
+
+#: Exclusion reasons that mean the copy of a dataset is damaged, not merely that the
+#: dataset ships more audio than annotations or that preparation left a clip out.
+PROBLEM_REASONS = {"audio-missing", "decode-error", "quadrant-conflict", "ambiguous-audio"}
 
 
 @dataclass
-class VerifyReport:
-    """One summary row per dataset and one line per problem found."""
+class DatasetCheck:
+    """What ``verify`` found for one dataset; :meth:`as_dict` is its JSON form."""
 
-    summary: pd.DataFrame
+    name: str
+    status: str = "ok"
+    root: str = ""
+    tracks: int = 0
+    labelled: int = 0
+    unlabelled: int = 0
+    missing_audio: int = 0
+    unreadable: int = 0
+    quadrants_raw: dict[str, int] = field(default_factory=dict)
+    quadrants_prepared: dict[str, int] = field(default_factory=dict)
+    excluded: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
-    #: Tracks the loaders left out on purpose (reported, but not a failure).
-    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return self.status == "ok" and not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "name"}
+
+
+def _counts(quadrants) -> dict[str, int]:
+    counts = quadrants.value_counts()
+    return {q: int(counts.get(q, 0)) for q in QUADRANTS}
+
+
+def verify_dataset(
+    plugins: PluginSet,
+    name: str,
+    data_dir: Path | None,
+    path: Path | None,
+    clip_seconds: float,
+    balance: bool,
+    progress: Progress = SILENT,
+) -> DatasetCheck:
+    """Check one dataset; a dataset that is absent or fails to load is reported, not raised."""
+    check = DatasetCheck(name)
+    try:
+        loader = plugins.dataset(name)
+        root = resolve_root(loader, data_dir, path)
+    except MerBenchError as exc:
+        check.status, check.problems = "absent", [f"{name}: {exc}"]
+        return check
+    check.root = str(root)
+    try:
+        loaded = loader.load(root)
+        tracks = validate_tracks(loaded.tracks, name, loader.scale)
+        labelled = assign_quadrants(tracks, plugins)
+    except MerBenchError as exc:
+        check.status, check.problems = "unusable", [f"{name}: {exc}"]
+        return check
+    check.labelled = len(labelled)
+    check.tracks = len(labelled) + len(loaded.excluded)
+    check.quadrants_raw = _counts(labelled["quadrant"])
+    prepared = crop_tracks(labelled, clip_seconds, progress)
+    excluded = loaded.excluded + prepared.excluded
+    if balance:
+        try:
+            balanced = balance_quadrants(prepared.tracks, {name: loader.scale})
+        except MerBenchError as exc:
+            check.problems.append(str(exc))
+        else:
+            prepared.tracks = balanced.tracks
+            excluded += balanced.excluded
+    check.quadrants_prepared = _counts(prepared.tracks["quadrant"])
+    for e in excluded:
+        check.excluded[e.reason] = check.excluded.get(e.reason, 0) + 1
+        if e.reason in PROBLEM_REASONS:
+            check.problems.append(f"{name}/{e.track_id}: {e.reason}: {e.detail}")
+    check.unlabelled = check.excluded.get("no-annotation", 0)
+    check.missing_audio = check.excluded.get("audio-missing", 0)
+    check.unreadable = check.excluded.get("decode-error", 0)
+    if not len(prepared.tracks):
+        check.status = "unusable"
+        check.problems.append(f"{name}: no track is left after preparation")
+    return check
 
 
 def verify_datasets(
@@ -34,34 +110,11 @@ def verify_datasets(
     names: list[str],
     data_dir: Path | None,
     paths: dict[str, Path],
+    clip_seconds: float = 24.0,
+    balance: bool = True,
     progress: Progress = SILENT,
-) -> VerifyReport:
-    """Check every named dataset; a dataset that fails to load is a problem, not a crash."""
-    rows, problems, notes = [], [], []
-    for name in names:
-        row = {"Dataset": name, "Root": "", "Tracks": 0, "Loader excluded": 0, "Unreadable audio": 0, "Status": "ok"}
-        try:
-            loader = plugins.dataset(name)
-            root = resolve_root(loader, data_dir, paths.get(name))
-            row["Root"] = str(root)
-            loaded = loader.load(root)
-            tracks = validate_tracks(loaded.tracks, name, loader.scale)
-        except MerBenchError as exc:
-            row["Status"] = "failed"
-            problems.append(f"{name}: {exc}")
-            rows.append(row)
-            continue
-        row["Tracks"] = len(tracks)
-        row["Loader excluded"] = len(loaded.excluded)
-        for e in loaded.excluded:
-            notes.append(f"{name}/{e.track_id}: excluded by the loader ({e.reason}) {e.detail}".rstrip())
-        for track in progress.track(list(tracks.itertuples(index=False)), f"decoding {name}"):
-            try:
-                decoded_duration(track.audio_path)
-            except AudioError as exc:
-                row["Unreadable audio"] += 1
-                problems.append(f"{name}/{track.track_id}: {exc}")
-        if row["Unreadable audio"]:
-            row["Status"] = "unreadable audio"
-        rows.append(row)
-    return VerifyReport(pd.DataFrame(rows), problems, notes)
+) -> list[DatasetCheck]:
+    """Check every named dataset in turn."""
+    return [
+        verify_dataset(plugins, name, data_dir, paths.get(name), clip_seconds, balance, progress) for name in names
+    ]

@@ -54,10 +54,16 @@ def test_unknown_plugin_is_one_line_and_exit_1():
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr
 
 
-def test_all_means_the_four_paper_datasets():
-    result = run_cli("run", "--model", "logmel-mlp", "--datasets", "all", "--no-progress")
+def test_all_means_the_four_paper_datasets(tmp_path):
+    result = run_cli("run", "--model", "logmel-mlp", "--datasets", "all", "--no-progress", "--data-dir", str(tmp_path))
     assert result.returncode == 1
-    assert "unknown dataset plugin '4q'" in result.stderr and "known dataset plugins: demo" in result.stderr
+    assert result.stderr.startswith("error: 4 of 4 datasets not found")
+    for name in ("'4q'", "'pmemo'", "'emomusic'", "'bimodal'"):
+        assert f"dataset {name} not found" in result.stderr
+    unknown = run_cli("run", "--model", "logmel-mlp", "--datasets", "demo,dmeo", "--no-progress")
+    assert unknown.stderr.strip() == (
+        "error: unknown dataset plugin 'dmeo'; known dataset plugins: 4q, bimodal, demo, emomusic, pmemo"
+    )
 
 
 def test_a_bad_config_file_is_one_clear_line(tmp_path):
@@ -198,7 +204,7 @@ def test_datasets_verify_names_the_unreadable_file_and_a_wrong_header(tiny_site,
     victim.write_bytes(b"not an mp3 at all" * 100)
     bad = run_cli("datasets", "verify", "demo-tiny", "--config", str(ok_config), site=tiny_site)
     assert bad.returncode == 1
-    assert f"problem: demo-tiny/{victim.stem}: {victim}: cannot decode" in bad.stdout
+    assert f"problem: demo-tiny/{victim.stem}: decode-error: {victim}: cannot decode" in bad.stdout
     annotations = data / "annotations.csv"
     annotations.write_text(annotations.read_text().replace("valence", "valance", 1))
     header = run_cli("datasets", "verify", "demo-tiny", "--config", str(ok_config), site=tiny_site)

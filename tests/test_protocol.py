@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from mer_bench.errors import DatasetError
-from mer_bench.protocol import fold_parts, make_splits
+from mer_bench.protocol import fold_parts, make_splits, merged_groups
 from mer_bench.results import csv_bytes
 from mer_bench.types import QUADRANTS
 
@@ -70,5 +70,28 @@ def test_rare_genres_fall_back_to_coarser_strata():
 
 
 def test_too_few_tracks_is_a_clear_error():
-    with pytest.raises(DatasetError, match="too few tracks to split"):
+    with pytest.raises(DatasetError, match="too few songs to split"):
         make_splits(corpus(n_per=3).query("dataset == 'alpha'"), 5, 0.1, seed=0)
+
+
+def test_tracks_of_one_song_stay_together_in_the_test_split_and_every_fold():
+    table = corpus()
+    table["song_key"] = table["dataset"] + "/" + table["track_id"]
+    # 20 songs that appear twice, once in each dataset (as PMEmo's duplicates under two ids do)
+    for i in range(5):
+        for q in QUADRANTS:
+            table.loc[(table.dataset == "beta") & (table.track_id == f"{q}-{i}"), "song_key"] = f"alpha/{q}-{i}"
+    assert merged_groups(table) == {"groups": 20, "tracks": 40}
+    for seed in range(5):
+        splits = make_splits(table, 5, 0.1, seed)
+        by_song = splits.groupby("song_key")
+        assert (by_song["split"].nunique() == 1).all()
+        assert (by_song["fold"].nunique() == 1).all()
+    assert splits.loc[splits.song_key == "alpha/A+V+-0", "uid"].tolist() == ["alpha/A+V+-0", "beta/A+V+-0"]
+
+
+def test_without_shared_songs_every_track_is_its_own_group():
+    table = corpus()
+    plain = make_splits(table, 5, 0.1, seed=2)
+    keyed = make_splits(table.assign(song_key=table["dataset"] + ":" + table["track_id"]), 5, 0.1, seed=2)
+    assert plain["split"].tolist() == keyed["split"].tolist() and plain["fold"].tolist() == keyed["fold"].tolist()
