@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mer_bench.errors import ConfigError
 from mer_bench.registry import Registry
@@ -24,7 +24,8 @@ class RunConfig(BaseModel):
     folds: int = Field(5, ge=2)
     test_size: float = Field(0.1, gt=0, lt=1)
     clip_seconds: float = Field(24.0, gt=0)
-    balance: bool = True
+    #: Balance every dataset's quadrants (true), none (false), or the datasets named.
+    balance: bool | list[str] = True
     data_dir: Path | None = None
     #: Per-dataset roots that override the data directory.
     paths: dict[str, Path] = Field(default_factory=dict)
@@ -32,6 +33,14 @@ class RunConfig(BaseModel):
     model_settings: dict[str, Any] = Field(default_factory=dict)
     #: Settings of the feature extractor the model consumes.
     feature_settings: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _balance_names_known(self) -> RunConfig:
+        if isinstance(self.balance, list):
+            unknown = sorted(set(self.balance) - set(self.datasets))
+            if unknown:
+                raise ValueError(f"balance names datasets not in this run: {', '.join(unknown)}")
+        return self
 
     def comparable(self) -> dict[str, Any]:
         """The fields that decide results (locations excluded), for resume checks."""

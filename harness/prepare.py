@@ -100,15 +100,21 @@ def prepare(
     tracks: pd.DataFrame,
     scales: dict[str, Scale | None],
     clip_seconds: float,
-    balance: bool,
+    balance: bool | list[str],
     progress: Progress = SILENT,
 ) -> Prepared:
-    """Crop to the central ``clip_seconds`` (dropping shorter clips), then balance if asked."""
+    """Crop to the central ``clip_seconds`` (dropping shorter clips), then balance.
+
+    ``balance`` is True (every dataset), False (none) or the names of the datasets to balance.
+    """
     cropped = crop_tracks(tracks, clip_seconds, progress)
-    if not balance:
+    chosen = set(scales) if balance is True else set(balance or [])
+    selected = cropped.tracks["dataset"].isin(chosen)
+    if not selected.any():
         return cropped
-    balanced = balance_quadrants(cropped.tracks, scales)
-    return Prepared(balanced.tracks, cropped.excluded + balanced.excluded)
+    balanced = balance_quadrants(cropped.tracks[selected], scales)
+    kept = pd.concat([balanced.tracks, cropped.tracks[~selected]]).sort_values(["dataset", "track_id"], kind="mergesort")
+    return Prepared(kept.reset_index(drop=True), cropped.excluded + balanced.excluded)
 
 
 def exclusions_table(excluded: list[Exclusion]) -> pd.DataFrame:

@@ -21,7 +21,7 @@ class Preset(BaseModel):
     test_size: float | None = None
     folds: int | None = None
     clip_seconds: float | None = None
-    balance: bool | None = None
+    balance: bool | list[str] | None = None
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def protocol_values(self) -> dict[str, Any]:

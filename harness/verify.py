@@ -59,7 +59,7 @@ def verify_dataset(
     data_dir: Path | None,
     path: Path | None,
     clip_seconds: float,
-    balance: bool,
+    balance: bool | list[str],
     progress: Progress = SILENT,
 ) -> DatasetCheck:
     """Check one dataset; a dataset that is absent or fails to load is reported, not raised."""
@@ -83,7 +83,7 @@ def verify_dataset(
     check.quadrants_raw = _counts(labelled["quadrant"])
     prepared = crop_tracks(labelled, clip_seconds, progress)
     excluded = loaded.excluded + prepared.excluded
-    if balance:
+    if balance is True or (isinstance(balance, list) and name in balance):
         try:
             balanced = balance_quadrants(prepared.tracks, {name: loader.scale})
         except MerBenchError as exc:
@@ -111,7 +111,7 @@ def verify_datasets(
     data_dir: Path | None,
     paths: dict[str, Path],
     clip_seconds: float = 24.0,
-    balance: bool = True,
+    balance: bool | list[str] = True,
     progress: Progress = SILENT,
 ) -> list[DatasetCheck]:
     """Check every named dataset in turn."""

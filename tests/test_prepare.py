@@ -106,3 +106,14 @@ def test_prepare_reports_every_exclusion_with_its_stage(tmp_path):
     assert len(report) + len(out.tracks) == len(tracks)
     unbalanced = prepare(tracks, {"d": Scale(-1, 1)}, 24.0, balance=False)
     assert len(unbalanced.tracks) == 8
+
+
+def test_balance_can_name_the_datasets_to_balance(tmp_path):
+    first = grid_tracks()
+    second = grid_tracks().assign(dataset="e")
+    tracks = pd.concat([first, second], ignore_index=True)
+    tracks["audio_path"] = [write_tone(tmp_path / f"{d}{t}.wav", 25.0) for d, t in zip(tracks.dataset, tracks.track_id)]
+    scales = {"d": Scale(-1, 1), "e": Scale(-1, 1)}
+    out = prepare(tracks, scales, 24.0, balance=["e"])
+    assert out.tracks.groupby("dataset").size().to_dict() == {"d": 9, "e": 8}
+    assert [(x.dataset, x.track_id) for x in out.excluded] == [("e", "p1")]

@@ -37,7 +37,8 @@ INFO = DatasetInfo(
     title="Bi-Modal Emotion Dataset (audio, 162 clips)",
     download="https://mir.dei.uc.pt/downloads.html ('MER_bimodal_dataset')",
     layout="MER_bimodal_dataset/Corpus-Audio-162/A###*.mp3, MER_bimodal_dataset/MER-Audio-dataset.xlsx (or .xls)",
-    license="Free for research use, as stated by the authors on the download page; cite the paper.",
+    license="No licence text was found in the sources mer-bench could read; check the terms on the download "
+    "page before use, and cite the paper.",
     citation="R. Malheiro, R. Panda, P. Gomes, R. P. Paiva. Bi-Modal Music Emotion Recognition: Novel Lyrical "
     "Features and Dataset. MML @ ECML/PKDD 2016.",
 )

@@ -30,7 +30,8 @@ INFO = DatasetInfo(
     download="https://cvml.unige.ch/databases/emoMusic/ (clips_45seconds and annotations)",
     layout="<root>/clips_45seconds/<song_id>.mp3, <root>/annotations/static_annotations.csv, "
     "<root>/annotations/songs_info.csv",
-    license="Audio from the Free Music Archive under Creative Commons licences; annotations for research use.",
+    license="The dataset page states no licence; the clips come from the Free Music Archive, and each clip's "
+    "ID3 copyright tag (TCOP) names its own licence.",
     citation="M. Soleymani, M. N. Caro, E. M. Schmidt, C.-Y. Sha, Y.-H. Yang. 1000 songs for emotional "
     "analysis of music. CrowdMM @ ACM Multimedia 2013.",
 )

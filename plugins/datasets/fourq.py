@@ -33,7 +33,8 @@ INFO = DatasetInfo(
     download="https://mir.dei.uc.pt/downloads.html (4QAED: 'MER_audio_taffc_dataset.zip')",
     layout="MER_audio_taffc_dataset/{Q1,Q2,Q3,Q4}/<Song>.mp3, panda_dataset_taffc_annotations.csv, "
     "panda_dataset_taffc_metadata.csv",
-    license="Free for research use, as stated by the authors on the download page; cite the paper.",
+    license="No licence text was found in the sources mer-bench could read; check the terms on the download "
+    "page before use, and cite the paper.",
     citation="R. Panda, R. Malheiro, R. P. Paiva. Novel Audio Features for Music Emotion Recognition. "
     "IEEE Transactions on Affective Computing 11(4), 2020 (online 2018).",
 )

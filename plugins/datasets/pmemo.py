@@ -32,7 +32,8 @@ INFO = DatasetInfo(
     title="PMEmo: Popular Music with Emotional Annotations (2019 release)",
     download="https://github.com/HuiZhangDB/PMEmo (links to the PMEmo2019 download)",
     layout="PMEmo2019/metadata.csv, PMEmo2019/chorus/<musicId>.mp3, PMEmo2019/annotations/static_annotations.csv",
-    license="For non-commercial research; see the terms on the PMEmo page.",
+    license="The authors' page says the dataset 'is publically available to the research community' and that "
+    "full songs are not included because of copyright; no licence text was found.",
     citation="K. Zhang, H. Zhang, S. Li, C. Yang, L. Sun. The PMEmo Dataset for Music Emotion Recognition. "
     "ICMR 2018.",
 )
