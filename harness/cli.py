@@ -207,11 +207,12 @@ def datasets_verify(state: State, names, datasets_, data_dir, config_file, as_js
 @click.option("--seed", type=int)
 @click.option("--folds", type=int)
 @click.option("--epochs", type=int, help="Override the model's epochs setting.")
+@click.option("--jobs", type=int, help="Feature extraction processes (default: one per core).")
 @click.option("--resume", "resume", metavar="RUN_ID", help="Continue an interrupted run at its first unfinished fold.")
 @click.option("--runs-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_RUNS", default="runs", show_default=True)
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.pass_obj
-def run(state: State, model, datasets_, data_dir, config_file, preset, seed, folds, epochs, resume, runs_dir, no_progress) -> None:
+def run(state: State, model, datasets_, data_dir, config_file, preset, seed, folds, epochs, jobs, resume, runs_dir, no_progress) -> None:
     """Run a model on datasets under the protocol, then print Tables 3, 4 and 5."""
     from mer_bench.config import build_config, resume_config
     from mer_bench.pipeline import run_benchmark
@@ -226,6 +227,7 @@ def run(state: State, model, datasets_, data_dir, config_file, preset, seed, fol
         "preset": preset,
         "seed": seed,
         "folds": folds,
+        "jobs": jobs,
         "model_settings": {"epochs": epochs} if epochs is not None else None,
     }
     registry = state.registry()
@@ -247,6 +249,82 @@ def run(state: State, model, datasets_, data_dir, config_file, preset, seed, fol
     print_table(table3(folder), "terminal", "Table 3: test-set scores of each fold's model")
     print_table(table4(folder), "terminal", "Table 4: per-class scores, mean over folds")
     print_table(leaderboard(registry, [folder]), "terminal", "Table 5: published results and this run")
+
+
+@cli.command()
+@click.option("--datasets", "datasets_", required=True, help="'all' or a comma-separated list.")
+@click.option("--feature", default="mel-image", show_default=True, help="Feature extractor plugin.")
+@click.option("--data-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_DATA")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Run config: [paths], clip_seconds, balance, [feature_settings].")
+@click.option("--jobs", type=int, help="Worker processes (default: one per core).")
+@click.option("--no-progress", is_flag=True)
+@click.pass_obj
+def features(state: State, datasets_, feature, data_dir, config_file, jobs, no_progress) -> None:
+    """Extract features into the cache, so that runs start from it."""
+    from mer_bench.cache import FeatureCache
+    from mer_bench.config import expand_datasets, read_config_file, validate_settings
+    from mer_bench.discover import discover
+    from mer_bench.features import extract_features, feature_versions
+    from mer_bench.label import assign_quadrants
+    from mer_bench.prepare import prepare
+    from mer_bench.progress import Progress
+
+    values = read_config_file(config_file) if config_file else {}
+    names = expand_datasets([d.strip() for d in datasets_.split(",") if d.strip()], state.registry())
+    plugins = state.plugins()
+    extractor = plugins.feature(feature)
+    settings = validate_settings(extractor.settings_model, values.get("feature_settings", {}), f"feature {feature!r}")
+    source = plugins.entries["feature"][feature].source
+    paths = {k: Path(v) for k, v in values.get("paths", {}).items()}
+    with Progress(enabled=not no_progress) as progress:
+        found = discover(plugins, names, data_dir, paths)
+        labelled = assign_quadrants(found.tracks, plugins)
+        scales = {n: plugins.dataset(n).scale for n in names}
+        store = FeatureCache()
+        prepared = prepare(
+            labelled, scales, values.get("clip_seconds", 24.0), values.get("balance", True), progress, store
+        )
+        result = extract_features(
+            prepared.tracks, extractor, settings,
+            versions=feature_versions(source.distribution, source.version), cache=store, jobs=jobs, progress=progress,
+        )
+    counts = result.counts
+    click.echo(
+        f"{feature}: {counts['hits']} clips already cached, {counts['computed']} extracted, {counts['failed']} failed"
+    )
+    for e in result.excluded:
+        click.echo(f"  excluded {e.dataset}/{e.track_id}: {e.reason}: {e.detail}")
+
+
+@cli.group()
+def cache() -> None:
+    """Inspect or empty the feature cache (safe to delete at any time)."""
+
+
+@cache.command("info")
+def cache_info() -> None:
+    """Where the cache is, and its entries and size per feature."""
+    from mer_bench.cache import FeatureCache
+
+    store = FeatureCache()
+    click.echo(f"feature cache: {store.root}")
+    stats = store.stats()
+    for s in stats:
+        click.echo(f"  {s.feature}: {s.entries} entries, {s.bytes / 1e6:.1f} MB")
+    if not stats:
+        click.echo("  empty")
+
+
+@cache.command("clear")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def cache_clear(yes: bool) -> None:
+    """Delete every cached feature."""
+    from mer_bench.cache import FeatureCache
+
+    store = FeatureCache()
+    if not yes:
+        click.confirm(f"delete everything under {store.root}?", abort=True)
+    click.echo(f"freed {store.clear() / 1e6:.1f} MB from {store.root}")
 
 
 @cli.command()

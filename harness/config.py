@@ -33,6 +33,8 @@ class RunConfig(BaseModel):
     model_settings: dict[str, Any] = Field(default_factory=dict)
     #: Settings of the feature extractor the model consumes.
     feature_settings: dict[str, Any] = Field(default_factory=dict)
+    #: Feature extraction processes (None: one per core). Does not change results.
+    jobs: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _balance_names_known(self) -> RunConfig:
@@ -43,8 +45,8 @@ class RunConfig(BaseModel):
         return self
 
     def comparable(self) -> dict[str, Any]:
-        """The fields that decide results (locations excluded), for resume checks."""
-        return self.model_dump(mode="json", exclude={"data_dir", "paths"})
+        """The fields that decide results (locations and worker counts excluded), for resume checks."""
+        return self.model_dump(mode="json", exclude={"data_dir", "paths", "jobs"})
 
 
 def expand_datasets(names: list[str], registry: Registry) -> list[str]:

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 from mer_bench import __version__
+from mer_bench.cache import FeatureCache
 from mer_bench.config import RunConfig, validate_settings
 from mer_bench.discover import discover
 from mer_bench.errors import RunError
-from mer_bench.features import Features, extract_features
+from mer_bench.features import Features, extract_features, feature_versions
 from mer_bench.label import assign_quadrants
 from mer_bench.metrics import aggregate, score
 from mer_bench.plugins import PluginSet
@@ -128,7 +129,8 @@ def run_benchmark(
     discovery = discover(plugins, config.datasets, config.data_dir, config.paths)
     labelled = assign_quadrants(discovery.tracks, plugins)
     scales = {name: plugins.dataset(name).scale for name in config.datasets}
-    prepared = prepare(labelled, scales, config.clip_seconds, config.balance, progress)
+    cache = FeatureCache()
+    prepared = prepare(labelled, scales, config.clip_seconds, config.balance, progress, cache)
     splits = make_splits(prepared.tracks, config.folds, config.test_size, config.seed)
 
     if folder is not None:
@@ -162,7 +164,16 @@ def run_benchmark(
         )
         folder.write_csv("splits.csv", splits)
 
-    features = extract_features(prepared.tracks, extractor, feature_settings, progress)
+    source = plugins.entries["feature"][extractor.name].source
+    features = extract_features(
+        prepared.tracks,
+        extractor,
+        feature_settings,
+        versions=feature_versions(source.distribution, source.version),
+        cache=cache,
+        jobs=config.jobs,
+        progress=progress,
+    )
     excluded = discovery.excluded + prepared.excluded + features.excluded
     folder.write_csv("prep-report.csv", exclusions_table(excluded))
     tracks = prepared.tracks.assign(uid=track_uids(prepared.tracks))
@@ -191,6 +202,7 @@ def run_benchmark(
         "excluded": {str(k): int(v) for k, v in exclusions_table(excluded)["reason"].value_counts().items()},
         # Songs present under several ids, kept on one side of every split.
         "song_groups": merged_groups(prepared.tracks),
+        "feature_cache": features.counts,
         "metrics": aggregate(folder.fold_metrics(config.folds)),
     }
     folder.write_json("summary.json", summary)

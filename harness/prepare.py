@@ -7,14 +7,19 @@ writes them to ``prep-report.csv``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mer_bench.audio import decoded_duration
+from mer_bench.cache import FeatureCache, file_digest, library_versions
 from mer_bench.errors import AudioError, DatasetError
 from mer_bench.progress import SILENT, Progress
 from mer_bench.types import QUADRANTS, Exclusion, Scale
+
+#: The cache folder for decoded lengths.
+DURATION = "decoded-duration"
 
 
 @dataclass
@@ -25,17 +30,42 @@ class Prepared:
     excluded: list[Exclusion]
 
 
-def crop_tracks(tracks: pd.DataFrame, clip_seconds: float, progress: Progress = SILENT) -> Prepared:
-    """Measure each file's decoded length, drop those shorter than ``clip_seconds``, centre the crop."""
-    durations, excluded = [], []
+def measured_duration(path: Path, cache: FeatureCache | None) -> tuple[float, str]:
+    """Decoded length of ``path`` and its content digest; the length is cached by content."""
+    try:
+        digest = file_digest(path)
+    except OSError:
+        raise AudioError(path, "file not found") from None
+    if cache is None:
+        return decoded_duration(path), digest
+    key = cache.key(DURATION, {}, library_versions(("soundfile",)), digest, 0.0, 0.0)
+    hit = cache.get(DURATION, key)
+    if hit is not None:
+        return float(hit[0]), digest
+    seconds = decoded_duration(path)
+    cache.put(DURATION, key, np.array([seconds]))
+    return seconds, digest
+
+
+def crop_tracks(
+    tracks: pd.DataFrame, clip_seconds: float, progress: Progress = SILENT, cache: FeatureCache | None = None
+) -> Prepared:
+    """Measure each file's decoded length, drop those shorter than ``clip_seconds``, centre the crop.
+
+    Adds ``decoded_s``, ``audio_digest`` (sha256 of the file), ``clip_start_s`` and
+    ``clip_seconds``. With a cache, lengths of files already measured are not decoded again.
+    """
+    durations, digests, excluded = [], [], []
     for row in progress.track(list(tracks.itertuples(index=False)), "measuring decoded audio"):
         try:
-            durations.append(decoded_duration(row.audio_path))
+            seconds, digest = measured_duration(Path(row.audio_path), cache)
         except AudioError as exc:
             reason = "audio-missing" if exc.reason == "file not found" else "decode-error"
             excluded.append(Exclusion(row.dataset, row.track_id, "prepare", reason, str(exc)))
-            durations.append(np.nan)
-    out = tracks.assign(decoded_s=durations)
+            seconds, digest = np.nan, None
+        durations.append(seconds)
+        digests.append(digest)
+    out = tracks.assign(decoded_s=durations, audio_digest=digests)
     short = out["decoded_s"] < clip_seconds
     for row in out[short].itertuples(index=False):
         excluded.append(
@@ -102,12 +132,13 @@ def prepare(
     clip_seconds: float,
     balance: bool | list[str],
     progress: Progress = SILENT,
+    cache: FeatureCache | None = None,
 ) -> Prepared:
     """Crop to the central ``clip_seconds`` (dropping shorter clips), then balance.
 
     ``balance`` is True (every dataset), False (none) or the names of the datasets to balance.
     """
-    cropped = crop_tracks(tracks, clip_seconds, progress)
+    cropped = crop_tracks(tracks, clip_seconds, progress, cache)
     chosen = set(scales) if balance is True else set(balance or [])
     selected = cropped.tracks["dataset"].isin(chosen)
     if not selected.any():

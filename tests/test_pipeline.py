@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 
 from mer_bench.config import build_config
-from mer_bench.errors import AudioError, RunError
-from mer_bench.features import extract_features
+from mer_bench.errors import RunError
 from mer_bench.pipeline import run_benchmark
 from mer_bench.plugins import load_plugins
 from mer_bench.registry import load_registry
@@ -129,35 +128,3 @@ def test_resume_refuses_other_settings_or_changed_data(plugins, tmp_path, cache_
     annotations.iloc[1:].to_csv(data / "annotations.csv", index=False)
     with pytest.raises(RunError, match="no longer gives the splits"):
         run_benchmark(config, plugins, tmp_path / "runs", resume=folder.run_id)
-
-
-class _CenteringExtractor:
-    """Per clip: the file's byte count; per dataset: centred on the dataset's mean."""
-
-    name = "centering"
-    settings_model = type(load_registry().presets["paper"])  # any pydantic model will do
-
-    def extract(self, clip, settings):
-        if clip.audio_path.name == "bad.wav":
-            raise AudioError(clip.audio_path, "cannot decode: test")
-        return np.array([float(clip.start_s)])
-
-    def finish_dataset(self, arrays, settings):
-        return arrays - arrays.mean(axis=0)
-
-
-def test_features_finish_each_dataset_on_its_own_and_report_failures(tmp_path):
-    tracks = pd.DataFrame(
-        {
-            "dataset": ["a", "a", "b", "b", "b"],
-            "track_id": ["1", "2", "1", "2", "3"],
-            "audio_path": [tmp_path / n for n in ("x.wav", "y.wav", "z.wav", "bad.wav", "w.wav")],
-            "clip_start_s": [1.0, 3.0, 10.0, 0.0, 20.0],
-            "clip_seconds": 24.0,
-        }
-    )
-    features = extract_features(tracks, _CenteringExtractor(), None)
-    assert features.uids == ["a/1", "a/2", "b/1", "b/3"]
-    assert features.x[:, 0].tolist() == [-1.0, 1.0, -5.0, 5.0]
-    (excluded,) = features.excluded
-    assert (excluded.dataset, excluded.track_id, excluded.stage) == ("b", "2", "features")
