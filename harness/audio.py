@@ -32,6 +32,7 @@ def _read_whole_mp3(f) -> np.ndarray:
     A seek, or a second read call, makes libsndfile resynchronise libmpg123, which then
     prints "part2_3_length ... too large" errors to stderr for every file (the samples
     are right). One call is silent, and at most a few tens of MB for a 90 s stereo clip.
+    :func:`load_clip` likewise reads an MP3 in one call, up to the end of its crop.
     """
     return f.read(dtype="float32", always_2d=True)
 
@@ -71,7 +72,8 @@ def load_clip(path: Path, start_s: float, duration_s: float, sample_rate: int) -
         want = int(round(duration_s * native))
         try:
             if f.format == "MP3":
-                x = _read_whole_mp3(f)[start : start + want]
+                # One call from the start up to the crop's end: no seek, no second read.
+                x = f.read(start + want, dtype="float32", always_2d=True)[start:]
             else:
                 f.seek(start)
                 x = f.read(want, dtype="float32", always_2d=True)

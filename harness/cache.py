@@ -77,6 +77,37 @@ class FeatureCache:
         )
         return hashlib.sha256(payload.encode()).hexdigest()
 
+    def digest(self, path: Path, compute: bool = True) -> str | None:
+        """The file's sha256, remembered by (path, size, modification time) so unchanged files are read once.
+
+        With ``compute=False`` only a remembered digest is returned (None otherwise, or if
+        the file is missing). A file rewritten with the same size and mtime would keep its
+        old digest; editors and copies change the mtime, the trade-off make and rsync make.
+        """
+        path = Path(path)
+        try:
+            st = path.stat()
+        except OSError:
+            if compute:
+                raise
+            return None
+        memo_key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+        memo = self.root / "digests" / memo_key[:2] / memo_key
+        try:
+            known = memo.read_text()
+            if len(known) == 64:
+                return known
+        except OSError:
+            pass
+        if not compute:
+            return None
+        digest = file_digest(path)
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(digest)
+        os.replace(tmp, memo)
+        return digest
+
     def path(self, feature: str, key: str) -> Path:
         return self.root / feature / key[:2] / f"{key}.npy"
 
@@ -110,7 +141,7 @@ class FeatureCache:
             return []
         out = []
         for folder in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            files = list(folder.glob("*/*.npy"))
+            files = [f for f in folder.glob("*/*") if f.is_file()]
             out.append(CacheStats(folder.name, len(files), sum(f.stat().st_size for f in files)))
         return out
 

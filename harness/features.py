@@ -9,6 +9,7 @@ goes on without it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -17,11 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mer_bench.cache import FeatureCache, file_digest, library_versions
+from mer_bench.cache import FeatureCache, library_versions
 from mer_bench.errors import AudioError
 from mer_bench.progress import SILENT, Progress
 from mer_bench.protocol import track_uids
 from mer_bench.types import Clip, Exclusion, FeatureExtractor
+
+#: The cache folder for each dataset's finished arrays.
+FINISHED = "finished"
 
 
 @dataclass
@@ -63,20 +67,33 @@ def feature_versions(distribution: str, version: str) -> dict[str, str]:
 
 
 def _init_worker() -> None:
-    # One BLAS thread per worker: the pool already uses every core.
+    # One BLAS thread per worker: the pool already uses every core, and two processes
+    # with two OpenBLAS threads each run the Mel product slower than one process does.
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
 
 
-def _extract_into_cache(extractor: FeatureExtractor, settings: Any, clip: Clip, key: str, cache_root) -> str | None:
-    """Extract one clip and store it; returns an error message for a clip that cannot be decoded."""
+def _ensure_cached(extractor, settings, settings_json, versions, clip: Clip, digest, cache_root):
+    """Hash (if needed), key, and extract one clip unless cached; returns (key, outcome, message).
+
+    ``outcome`` is ``hit``, ``computed``, ``decode-error`` or ``audio-missing``. Run in a
+    worker, so that hashing the audio happens in parallel too.
+    """
+    cache = FeatureCache(cache_root)
+    try:
+        digest = digest or cache.digest(clip.audio_path)
+    except OSError as exc:
+        return None, "audio-missing", f"{clip.audio_path}: {exc}"
+    key = cache.key(extractor.name, settings_json, versions, digest, clip.start_s, clip.duration_s)
+    if cache.path(extractor.name, key).is_file():
+        return key, "hit", ""
     try:
         array = np.asarray(extractor.extract(clip, settings))
     except AudioError as exc:
-        return str(exc)
-    FeatureCache(cache_root).put(extractor.name, key, array)
-    return None
+        return key, "decode-error", str(exc)
+    cache.put(extractor.name, key, array)
+    return key, "computed", ""
 
 
 def extract_features(
@@ -92,61 +109,80 @@ def extract_features(
     """Features for every prepared track, computing only what the cache lacks.
 
     ``jobs`` is the number of worker processes (None: one per core; 1: in this process).
+    Clips whose content digest is already known (an ``audio_digest`` column, as
+    preparation adds, or the digest memo) and whose entry exists are hits found here;
+    everything else goes to the workers, which hash, key and extract.
     """
     cache = cache or FeatureCache()
     versions = versions if versions is not None else library_versions()
     settings_json = settings.model_dump(mode="json") if hasattr(settings, "model_dump") else settings
     tracks = tracks.assign(uid=track_uids(tracks))
-    clips, keys, excluded = {}, {}, []
+    clips, keys, todo = {}, {}, []
     for row in tracks.itertuples(index=False):
         clip = Clip(row.uid, row.dataset, row.audio_path, float(row.clip_start_s), float(row.clip_seconds))
-        try:
-            digest = getattr(row, "audio_digest", None) or file_digest(row.audio_path)
-        except OSError as exc:
-            excluded.append(Exclusion(row.dataset, row.track_id, "features", "audio-missing", f"{row.audio_path}: {exc}"))
-            continue
         clips[row.uid] = clip
-        keys[row.uid] = cache.key(extractor.name, settings_json, versions, digest, clip.start_s, clip.duration_s)
-    missing = [u for u in clips if not cache.path(extractor.name, keys[u]).is_file()]
-    failed = dict(_compute(missing, clips, keys, extractor, settings, cache, jobs, progress))
-    for uid, message in failed.items():
-        dataset, track_id = uid.split("/", 1)
-        excluded.append(Exclusion(dataset, track_id, "features", "decode-error", message))
+        digest = getattr(row, "audio_digest", None) or cache.digest(row.audio_path, compute=False)
+        if digest:
+            key = cache.key(extractor.name, settings_json, versions, digest, clip.start_s, clip.duration_s)
+            if cache.path(extractor.name, key).is_file():
+                keys[row.uid] = key
+                continue
+        todo.append((row.uid, digest))
+    counts = {"hits": len(keys), "computed": 0, "failed": 0}
+    excluded = []
+    job = (extractor, settings, settings_json, versions)
+    for uid, (key, outcome, message) in _run(todo, clips, job, cache, jobs, progress):
+        if outcome in ("hit", "computed"):
+            keys[uid] = key
+            counts["hits" if outcome == "hit" else "computed"] += 1
+        else:
+            counts["failed"] += 1
+            dataset, track_id = uid.split("/", 1)
+            excluded.append(Exclusion(dataset, track_id, "features", outcome, message))
 
     blocks, uids = [], []
     for _, rows in tracks.groupby("dataset", sort=False):
-        arrays, kept = [], []
-        for uid in rows["uid"]:
-            if uid not in clips or uid in failed:
-                continue
-            array = cache.get(extractor.name, keys[uid])
-            if array is None:  # damaged since it was written: rebuild it here
-                _extract_into_cache(extractor, settings, clips[uid], keys[uid], cache.root)
-                array = cache.get(extractor.name, keys[uid])
-            arrays.append(array)
-            kept.append(uid)
-        if arrays:
-            blocks.append(np.asarray(extractor.finish_dataset(np.stack(arrays), settings)))
+        kept = [u for u in rows["uid"] if u in keys]
+        if kept:
+            blocks.append(_finished_block(kept, keys, clips, extractor, settings, cache))
             uids.extend(kept)
-    counts = {"hits": len(clips) - len(missing), "computed": len(missing) - len(failed), "failed": len(failed)}
     return Features(blocks, uids, excluded, counts)
 
 
-def _compute(missing, clips, keys, extractor, settings, cache, jobs, progress):
-    """Yield (uid, error) for every clip in ``missing`` that could not be decoded."""
-    label = f"{extractor.name} features"
-    workers = min(jobs or os.cpu_count() or 1, max(len(missing), 1))
-    if workers <= 1:
-        for uid in progress.track(missing, label):
-            error = _extract_into_cache(extractor, settings, clips[uid], keys[uid], cache.root)
-            if error:
-                yield uid, error
+def _finished_block(uids, keys, clips, extractor, settings, cache) -> np.ndarray:
+    """A dataset's finished arrays, cached under a key made of its clips' keys, memory-mapped.
+
+    The finishing step sees every clip of the dataset (the paper's per-dataset dB
+    reference), so its result is cached per exact set of clips, not per clip.
+    """
+    block_key = hashlib.sha256(("finish|" + "|".join(keys[u] for u in uids)).encode()).hexdigest()
+    block = cache.get(FINISHED, block_key)
+    if block is not None and len(block) == len(uids):
+        return block
+    arrays = []
+    for uid in uids:
+        array = cache.get(extractor.name, keys[uid])
+        if array is None:  # damaged since it was written: rebuild it here
+            cache.put(extractor.name, keys[uid], np.asarray(extractor.extract(clips[uid], settings)))
+            array = cache.get(extractor.name, keys[uid])
+        arrays.append(array)
+    cache.put(FINISHED, block_key, np.asarray(extractor.finish_dataset(np.stack(arrays), settings)))
+    return cache.get(FINISHED, block_key)
+
+
+def _run(todo, clips, job, cache, jobs, progress):
+    """Yield (uid, (key, outcome, message)) for every (uid, digest) in ``todo``."""
+    label = f"{job[0].name} features"
+    workers = min(jobs or os.cpu_count() or 1, max(len(todo), 1))
+    if workers <= 1 or len(todo) < 2:
+        for uid, digest in progress.track(todo, label):
+            yield uid, _ensure_cached(*job, clips[uid], digest, cache.root)
         return
+    # The first clip is done here: it loads the extractor's libraries (and JIT caches)
+    # once, before the fork, instead of once in every worker.
+    (first, digest), rest = todo[0], todo[1:]
+    yield first, _ensure_cached(*job, clips[first], digest, cache.root)
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
-        futures = {
-            pool.submit(_extract_into_cache, extractor, settings, clips[u], keys[u], cache.root): u for u in missing
-        }
+        futures = {pool.submit(_ensure_cached, *job, clips[u], d, cache.root): u for u, d in rest}
         for future in progress.track(as_completed(futures), label, total=len(futures)):
-            error = future.result()
-            if error:
-                yield futures[future], error
+            yield futures[future], future.result()

@@ -33,7 +33,7 @@ class Prepared:
 def measured_duration(path: Path, cache: FeatureCache | None) -> tuple[float, str]:
     """Decoded length of ``path`` and its content digest; the length is cached by content."""
     try:
-        digest = file_digest(path)
+        digest = cache.digest(path) if cache is not None else file_digest(path)
     except OSError:
         raise AudioError(path, "file not found") from None
     if cache is None:

@@ -1,5 +1,7 @@
 """Feature extraction through the cache, and the paper's mel-image, checked against independent sums."""
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,7 +62,7 @@ def test_finish_runs_per_dataset_and_failures_are_excluded(tmp_path):
     assert features.rows(["b/5", "a/0", "b/3"])[:, 0].tolist() == [5.0, -1.0]
     reasons = {(e.track_id, e.reason) for e in features.excluded}
     assert reasons == {("3", "decode-error"), ("4", "audio-missing")}
-    assert features.counts == {"hits": 0, "computed": 4, "failed": 1}
+    assert features.counts == {"hits": 0, "computed": 4, "failed": 2}
 
 
 def test_cache_hits_and_misses_follow_content_settings_and_window(tmp_path):
@@ -81,17 +83,36 @@ def test_cache_hits_and_misses_follow_content_settings_and_window(tmp_path):
     assert extractor.calls == 6  # another library version: every entry is stale
 
 
-def test_a_damaged_entry_is_detected_and_rebuilt(tmp_path):
+def test_damaged_entries_are_detected_and_rebuilt(tmp_path):
     cache = FeatureCache(tmp_path / "cache")
     tracks = table(tmp_path, ["x.wav", "y.wav"], ["a", "a"], [1.0, 3.0])
     extractor = StartExtractor()
     first = extract_features(tracks, extractor, NoSettings(), cache=cache).x
+    (block,) = (tmp_path / "cache" / "finished").glob("*/*.npy")
+    block.write_bytes(b"not an array")  # a damaged dataset block is rebuilt from the clip entries
+    assert np.array_equal(extract_features(tracks, extractor, NoSettings(), cache=cache).x, first)
+    assert extractor.calls == 2
     entries = sorted((tmp_path / "cache" / "start").glob("*/*.npy"))
     entries[0].write_bytes(b"\x93NUMPY garbage")
     entries[1].write_bytes(entries[1].read_bytes()[:-4])  # truncated
+    shutil.rmtree(tmp_path / "cache" / "finished")  # so the clip entries are needed again
     again = extract_features(tracks, extractor, NoSettings(), cache=cache).x
     assert extractor.calls == 4 and np.array_equal(first, again)
     assert cache.get("start", entries[0].stem) is not None
+
+
+def test_unchanged_files_are_hashed_once(tmp_path, monkeypatch):
+    import mer_bench.cache as cache_module
+
+    cache = FeatureCache(tmp_path / "cache")
+    path = write_tone(tmp_path / "t.wav", 1.0)
+    hashed = []
+    real = cache_module.file_digest
+    monkeypatch.setattr(cache_module, "file_digest", lambda p: hashed.append(p) or real(p))
+    first = cache.digest(path)
+    assert cache.digest(path) == first and len(hashed) == 1
+    write_tone(path, 1.0, freq=500.0)  # rewritten: new mtime, new digest
+    assert cache.digest(path) != first and len(hashed) == 2
 
 
 def test_worker_processes_give_the_same_features_and_report_a_corrupt_file(tmp_path):
