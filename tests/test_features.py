@@ -19,6 +19,10 @@ class NoSettings(BaseModel):
     pass
 
 
+class Knob(BaseModel):
+    level: int = 0
+
+
 class StartExtractor:
     """Per clip: its start time; per dataset: centred on the dataset's mean."""
 
@@ -81,6 +85,10 @@ def test_cache_hits_and_misses_follow_content_settings_and_window(tmp_path):
     assert extractor.calls == 4
     extract_features(tracks, extractor, NoSettings(), cache=cache, versions={"librosa": "99"})
     assert extractor.calls == 6  # another library version: every entry is stale
+    extract_features(tracks, extractor, Knob(level=1), cache=cache)
+    assert extractor.calls == 8  # another setting: a miss too
+    extract_features(tracks, extractor, Knob(level=1), cache=cache)
+    assert extractor.calls == 8
 
 
 def test_damaged_entries_are_detected_and_rebuilt(tmp_path):
