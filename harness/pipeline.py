@@ -42,14 +42,14 @@ def fold_seed(seed: int, fold: int) -> int:
 
 
 def data_fingerprints(tracks: pd.DataFrame) -> dict[str, str]:
-    """Per dataset, a sha256 over what the run uses of each track: id, labels, decoded length, file size."""
+    """Per dataset, a sha256 over what the run uses of each track: id, labels, decoded length, audio content."""
     out = {}
     for dataset, rows in tracks.groupby("dataset", sort=True):
         digest = hashlib.sha256()
         for row in rows.sort_values("track_id").itertuples(index=False):
-            size = Path(row.audio_path).stat().st_size
             digest.update(
-                f"{row.track_id}|{row.quadrant}|{row.arousal!r}|{row.valence!r}|{row.decoded_s:.4f}|{size}\n".encode()
+                f"{row.track_id}|{row.quadrant}|{row.arousal!r}|{row.valence!r}|{row.decoded_s:.4f}|"
+                f"{row.audio_digest}\n".encode()
             )
         out[dataset] = digest.hexdigest()
     return out

@@ -128,3 +128,16 @@ def test_resume_refuses_other_settings_or_changed_data(plugins, tmp_path, cache_
     annotations.iloc[1:].to_csv(data / "annotations.csv", index=False)
     with pytest.raises(RunError, match="no longer gives the splits"):
         run_benchmark(config, plugins, tmp_path / "runs", resume=folder.run_id)
+
+
+def test_the_data_fingerprint_follows_audio_content_and_labels():
+    from mer_bench.pipeline import data_fingerprints
+
+    base = pd.DataFrame(
+        {"dataset": "d", "track_id": ["1", "2"], "quadrant": ["A+V+", "A-V-"], "arousal": [0.5, -0.5],
+         "valence": [0.5, -0.5], "decoded_s": [30.0, 31.0], "audio_digest": ["a" * 64, "b" * 64]}
+    )
+    first = data_fingerprints(base)["d"]
+    assert data_fingerprints(base.iloc[::-1])["d"] == first  # order does not matter
+    assert data_fingerprints(base.assign(audio_digest=["a" * 64, "c" * 64]))["d"] != first
+    assert data_fingerprints(base.assign(valence=[0.5, -0.4]))["d"] != first
