@@ -282,7 +282,7 @@ def features(state: State, datasets_, feature, data_dir, config_file, jobs, no_p
         scales = {n: plugins.dataset(n).scale for n in names}
         store = FeatureCache()
         prepared = prepare(
-            labelled, scales, values.get("clip_seconds", 24.0), values.get("balance", True), progress, store
+            labelled, scales, values.get("clip_seconds", 24.0), values.get("balance", True), progress, store, jobs
         )
         result = extract_features(
             prepared.tracks, extractor, settings,

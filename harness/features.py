@@ -1,7 +1,7 @@
 """Stage 5, features: per-clip arrays through the cache, then each dataset's finishing step.
 
 Clips missing from the cache are extracted in a process pool (one worker per core by
-default). Workers write their results into the cache and the parent reads them back
+default, see :mod:`mer_bench.parallel`). Workers write their results into the cache and the parent reads them back
 memory-mapped, so arrays never travel through pipes and a second run reads them all
 from disk. A clip that fails to decode is excluded with its path and reason, and the run
 goes on without it.
@@ -10,9 +10,8 @@ goes on without it.
 from __future__ import annotations
 
 import hashlib
-import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -20,6 +19,7 @@ import pandas as pd
 
 from mer_bench.cache import FeatureCache, library_versions
 from mer_bench.errors import AudioError
+from mer_bench.parallel import run_parallel
 from mer_bench.progress import SILENT, Progress
 from mer_bench.protocol import track_uids
 from mer_bench.types import Clip, Exclusion, FeatureExtractor
@@ -66,20 +66,13 @@ def feature_versions(distribution: str, version: str) -> dict[str, str]:
     return {**library_versions(), distribution: version}
 
 
-def _init_worker() -> None:
-    # One BLAS thread per worker: the pool already uses every core, and two processes
-    # with two OpenBLAS threads each run the Mel product slower than one process does.
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-
-
-def _ensure_cached(extractor, settings, settings_json, versions, clip: Clip, digest, cache_root):
+def _ensure_cached(extractor, settings, settings_json, versions, cache_root, job: tuple[Clip, str | None]):
     """Hash (if needed), key, and extract one clip unless cached; returns (key, outcome, message).
 
     ``outcome`` is ``hit``, ``computed``, ``decode-error`` or ``audio-missing``. Run in a
     worker, so that hashing the audio happens in parallel too.
     """
+    clip, digest = job
     cache = FeatureCache(cache_root)
     try:
         digest = digest or cache.digest(clip.audio_path)
@@ -130,15 +123,15 @@ def extract_features(
         todo.append((row.uid, digest))
     counts = {"hits": len(keys), "computed": 0, "failed": 0}
     excluded = []
-    job = (extractor, settings, settings_json, versions)
-    for uid, (key, outcome, message) in _run(todo, clips, job, cache, jobs, progress):
+    work = partial(_ensure_cached, extractor, settings, settings_json, versions, cache.root)
+    todo_jobs = [(clips[uid], digest) for uid, digest in todo]
+    for (clip, _), (key, outcome, message) in run_parallel(work, todo_jobs, jobs, progress, f"{extractor.name} features"):
         if outcome in ("hit", "computed"):
-            keys[uid] = key
+            keys[clip.uid] = key
             counts["hits" if outcome == "hit" else "computed"] += 1
         else:
             counts["failed"] += 1
-            dataset, track_id = uid.split("/", 1)
-            excluded.append(Exclusion(dataset, track_id, "features", outcome, message))
+            excluded.append(Exclusion(clip.dataset, clip.uid.split("/", 1)[1], "features", outcome, message))
 
     blocks, uids = [], []
     for _, rows in tracks.groupby("dataset", sort=False):
@@ -168,21 +161,3 @@ def _finished_block(uids, keys, clips, extractor, settings, cache) -> np.ndarray
         arrays.append(array)
     cache.put(FINISHED, block_key, np.asarray(extractor.finish_dataset(np.stack(arrays), settings)))
     return cache.get(FINISHED, block_key)
-
-
-def _run(todo, clips, job, cache, jobs, progress):
-    """Yield (uid, (key, outcome, message)) for every (uid, digest) in ``todo``."""
-    label = f"{job[0].name} features"
-    workers = min(jobs or os.cpu_count() or 1, max(len(todo), 1))
-    if workers <= 1 or len(todo) < 2:
-        for uid, digest in progress.track(todo, label):
-            yield uid, _ensure_cached(*job, clips[uid], digest, cache.root)
-        return
-    # The first clip is done here: it loads the extractor's libraries (and JIT caches)
-    # once, before the fork, instead of once in every worker.
-    (first, digest), rest = todo[0], todo[1:]
-    yield first, _ensure_cached(*job, clips[first], digest, cache.root)
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
-        futures = {pool.submit(_ensure_cached, *job, clips[u], d, cache.root): u for u, d in rest}
-        for future in progress.track(as_completed(futures), label, total=len(futures)):
-            yield futures[future], future.result()

@@ -130,7 +130,7 @@ def run_benchmark(
     labelled = assign_quadrants(discovery.tracks, plugins)
     scales = {name: plugins.dataset(name).scale for name in config.datasets}
     cache = FeatureCache()
-    prepared = prepare(labelled, scales, config.clip_seconds, config.balance, progress, cache)
+    prepared = prepare(labelled, scales, config.clip_seconds, config.balance, progress, cache, config.jobs)
     splits = make_splits(prepared.tracks, config.folds, config.test_size, config.seed)
 
     if folder is not None:

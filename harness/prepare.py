@@ -7,6 +7,7 @@ writes them to ``prep-report.csv``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pandas as pd
 from mer_bench.audio import decoded_duration
 from mer_bench.cache import FeatureCache, file_digest, library_versions
 from mer_bench.errors import AudioError, DatasetError
+from mer_bench.parallel import run_parallel
 from mer_bench.progress import SILENT, Progress
 from mer_bench.types import QUADRANTS, Exclusion, Scale
 
@@ -47,22 +49,37 @@ def measured_duration(path: Path, cache: FeatureCache | None) -> tuple[float, st
     return seconds, digest
 
 
+def _measure(cache_root, path: Path) -> tuple[float, str | None, str, str]:
+    """(seconds, digest, reason, message) for one file, failures as values (run in workers)."""
+    cache = FeatureCache(cache_root) if cache_root is not None else None
+    try:
+        seconds, digest = measured_duration(path, cache)
+    except AudioError as exc:
+        return np.nan, None, "audio-missing" if exc.reason == "file not found" else "decode-error", str(exc)
+    return seconds, digest, "", ""
+
+
 def crop_tracks(
-    tracks: pd.DataFrame, clip_seconds: float, progress: Progress = SILENT, cache: FeatureCache | None = None
+    tracks: pd.DataFrame,
+    clip_seconds: float,
+    progress: Progress = SILENT,
+    cache: FeatureCache | None = None,
+    jobs: int | None = 1,
 ) -> Prepared:
     """Measure each file's decoded length, drop those shorter than ``clip_seconds``, centre the crop.
 
     Adds ``decoded_s``, ``audio_digest`` (sha256 of the file), ``clip_start_s`` and
-    ``clip_seconds``. With a cache, lengths of files already measured are not decoded again.
+    ``clip_seconds``. With a cache, lengths of files already measured are not decoded
+    again; ``jobs`` processes decode the others (None: one per core).
     """
+    paths = sorted({Path(p) for p in tracks["audio_path"]})
+    work = partial(_measure, cache.root if cache is not None else None)
+    measured = dict(run_parallel(work, paths, jobs, progress, "measuring decoded audio"))
     durations, digests, excluded = [], [], []
-    for row in progress.track(list(tracks.itertuples(index=False)), "measuring decoded audio"):
-        try:
-            seconds, digest = measured_duration(Path(row.audio_path), cache)
-        except AudioError as exc:
-            reason = "audio-missing" if exc.reason == "file not found" else "decode-error"
-            excluded.append(Exclusion(row.dataset, row.track_id, "prepare", reason, str(exc)))
-            seconds, digest = np.nan, None
+    for row in tracks.itertuples(index=False):
+        seconds, digest, reason, message = measured[Path(row.audio_path)]
+        if reason:
+            excluded.append(Exclusion(row.dataset, row.track_id, "prepare", reason, message))
         durations.append(seconds)
         digests.append(digest)
     out = tracks.assign(decoded_s=durations, audio_digest=digests)
@@ -133,12 +150,13 @@ def prepare(
     balance: bool | list[str],
     progress: Progress = SILENT,
     cache: FeatureCache | None = None,
+    jobs: int | None = 1,
 ) -> Prepared:
     """Crop to the central ``clip_seconds`` (dropping shorter clips), then balance.
 
     ``balance`` is True (every dataset), False (none) or the names of the datasets to balance.
     """
-    cropped = crop_tracks(tracks, clip_seconds, progress, cache)
+    cropped = crop_tracks(tracks, clip_seconds, progress, cache, jobs)
     chosen = set(scales) if balance is True else set(balance or [])
     selected = cropped.tracks["dataset"].isin(chosen)
     if not selected.any():

@@ -81,7 +81,7 @@ def verify_dataset(
     check.labelled = len(labelled)
     check.tracks = len(labelled) + len(loaded.excluded)
     check.quadrants_raw = _counts(labelled["quadrant"])
-    prepared = crop_tracks(labelled, clip_seconds, progress)
+    prepared = crop_tracks(labelled, clip_seconds, progress, jobs=None)
     excluded = loaded.excluded + prepared.excluded
     if balance is True or (isinstance(balance, list) and name in balance):
         try:

@@ -117,3 +117,19 @@ def test_balance_can_name_the_datasets_to_balance(tmp_path):
     out = prepare(tracks, scales, 24.0, balance=["e"])
     assert out.tracks.groupby("dataset").size().to_dict() == {"d": 9, "e": 8}
     assert [(x.dataset, x.track_id) for x in out.excluded] == [("e", "p1")]
+
+
+def test_lengths_are_measured_in_worker_processes_with_the_same_result(tmp_path):
+    from mer_bench.cache import FeatureCache
+
+    corrupt = tmp_path / "bad.mp3"
+    corrupt.write_bytes(os.urandom(3000))
+    paths = {f"t{i}": write_tone(tmp_path / f"t{i}.wav", 20.0 + 2 * i) for i in range(5)}
+    tracks = tracks_for({**paths, "bad": corrupt, "gone": tmp_path / "gone.wav"})
+    serial = crop_tracks(tracks, 24.0, jobs=1)
+    parallel = crop_tracks(tracks, 24.0, jobs=2, cache=FeatureCache(tmp_path / "cache"))
+    pd.testing.assert_frame_equal(serial.tracks, parallel.tracks)
+    assert exclusions_table(serial.excluded).equals(exclusions_table(parallel.excluded))
+    assert parallel.tracks["track_id"].tolist() == ["t2", "t3", "t4"]
+    again = crop_tracks(tracks, 24.0, jobs=2, cache=FeatureCache(tmp_path / "cache"))  # from the cache
+    pd.testing.assert_frame_equal(again.tracks, serial.tracks)

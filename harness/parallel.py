@@ -1,0 +1,48 @@
+"""Running one function over many items in worker processes, for the stages that read audio."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import TypeVar
+
+from mer_bench.progress import SILENT, Progress
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _init_worker() -> None:
+    # One BLAS thread per worker: the pool already uses every core, and two processes
+    # with two OpenBLAS threads each run a Mel product slower than one process does.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def run_parallel(
+    fn: Callable[[T], R], items: Sequence[T], jobs: int | None = None, progress: Progress = SILENT, label: str = ""
+) -> Iterator[tuple[T, R]]:
+    """Yield ``(item, fn(item))`` for every item, in completion order.
+
+    ``jobs`` is the number of processes (None: one per core; 1: in this process). ``fn``
+    must be picklable (a module-level function or a partial of one) and should return
+    failures as values: exceptions stop the run.
+    """
+    workers = min(jobs or os.cpu_count() or 1, len(items))
+
+    def results() -> Iterator[tuple[T, R]]:
+        if workers <= 1:
+            for item in items:
+                yield item, fn(item)
+            return
+        # The first item runs here: it loads the libraries fn needs (and their JIT caches)
+        # once, before the fork, instead of once in every worker.
+        yield items[0], fn(items[0])
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+            futures = {pool.submit(fn, item): item for item in items[1:]}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+
+    yield from progress.track(results(), label, total=len(items))
