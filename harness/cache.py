@@ -11,16 +11,16 @@ folder) and is safe to delete.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
+from mer_bench.atomic import atomic_write
 from mer_bench.paths import cache_dir
 
 #: Libraries whose versions change decoded audio or spectrograms.
@@ -28,13 +28,13 @@ AUDIO_LIBRARIES = ("numpy", "scipy", "librosa", "soundfile", "soxr", "pillow")
 
 
 def library_versions(names: tuple[str, ...] = AUDIO_LIBRARIES) -> dict[str, str]:
-    """Installed versions of ``names`` (``none`` where absent)."""
+    """Installed versions of ``names`` (``not installed`` where absent)."""
     out = {}
     for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            out[name] = "none"
+            out[name] = "not installed"
     return out
 
 
@@ -102,10 +102,7 @@ class FeatureCache:
         if not compute:
             return None
         digest = file_digest(path)
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(digest)
-        os.replace(tmp, memo)
+        atomic_write(memo, digest.encode(), durable=False)
         return digest
 
     def path(self, feature: str, key: str) -> Path:
@@ -124,16 +121,9 @@ class FeatureCache:
 
     def put(self, feature: str, key: str, array: np.ndarray) -> None:
         """Store ``array`` atomically: readers see the whole entry or none."""
-        path = self.path(feature, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:8]}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+        atomic_write(self.path(feature, key), buffer.getbuffer(), durable=False)
 
     def stats(self) -> list[CacheStats]:
         """Entries and bytes per feature."""

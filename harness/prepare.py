@@ -143,6 +143,13 @@ def balance_quadrants(tracks: pd.DataFrame, scales: dict[str, Scale | None]) -> 
     return Prepared(out.reset_index(drop=True), excluded)
 
 
+def balanced_datasets(balance: bool | list[str], datasets) -> set[str]:
+    """Which of ``datasets`` a ``balance`` setting (True, False or a list of names) balances."""
+    if balance is True:
+        return set(datasets)
+    return set(datasets) & set(balance or [])
+
+
 def prepare(
     tracks: pd.DataFrame,
     scales: dict[str, Scale | None],
@@ -157,8 +164,7 @@ def prepare(
     ``balance`` is True (every dataset), False (none) or the names of the datasets to balance.
     """
     cropped = crop_tracks(tracks, clip_seconds, progress, cache, jobs)
-    chosen = set(scales) if balance is True else set(balance or [])
-    selected = cropped.tracks["dataset"].isin(chosen)
+    selected = cropped.tracks["dataset"].isin(balanced_datasets(balance, scales))
     if not selected.any():
         return cropped
     balanced = balance_quadrants(cropped.tracks[selected], scales)

@@ -14,34 +14,18 @@ import platform
 import shutil
 import socket
 import subprocess
-import tempfile
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from mer_bench.atomic import atomic_write
+from mer_bench.cache import library_versions
 from mer_bench.errors import RunError
 
 #: Libraries whose versions can change a run's numbers.
 KEY_PACKAGES = ("mer-bench", "numpy", "pandas", "scikit-learn", "scipy", "librosa", "soundfile", "soxr", "pluggy")
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def to_json_bytes(obj: Any) -> bytes:
@@ -57,15 +41,8 @@ def csv_bytes(table: pd.DataFrame) -> bytes:
 
 
 def package_versions(extra: list[str] | None = None) -> dict[str, str]:
-    """Installed versions of the key libraries (and ``extra`` distributions)."""
-    out = {}
-    for name in (*KEY_PACKAGES, *(extra or [])):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    out["python"] = platform.python_version()
-    return out
+    """Installed versions of the key libraries (and ``extra`` distributions), and Python's."""
+    return {**library_versions((*KEY_PACKAGES, *(extra or []))), "python": platform.python_version()}
 
 
 def git_commit() -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from mer_bench.discover import resolve_root
 from mer_bench.errors import MerBenchError
 from mer_bench.label import assign_quadrants
 from mer_bench.plugins import PluginSet
-from mer_bench.prepare import balance_quadrants, crop_tracks
+from mer_bench.prepare import balance_quadrants, balanced_datasets, crop_tracks
 from mer_bench.progress import SILENT, Progress
 from mer_bench.types import QUADRANTS, validate_tracks
 
@@ -83,7 +83,7 @@ def verify_dataset(
     check.quadrants_raw = _counts(labelled["quadrant"])
     prepared = crop_tracks(labelled, clip_seconds, progress, jobs=None)
     excluded = loaded.excluded + prepared.excluded
-    if balance is True or (isinstance(balance, list) and name in balance):
+    if name in balanced_datasets(balance, [name]):
         try:
             balanced = balance_quadrants(prepared.tracks, {name: loader.scale})
         except MerBenchError as exc:
