@@ -207,12 +207,17 @@ def datasets_verify(state: State, names, datasets_, data_dir, config_file, as_js
 @click.option("--seed", type=int)
 @click.option("--folds", type=int)
 @click.option("--epochs", type=int, help="Override the model's epochs setting.")
+@click.option("--set", "set_", multiple=True, metavar="KEY=VALUE", help="Set a model setting (repeatable); VALUE is TOML or a bare string.")
+@click.option("--mixed-precision", is_flag=True, help="Train in mixed float16 (models with a mixed_precision setting; for GPUs).")
 @click.option("--jobs", type=int, help="Feature extraction processes (default: one per core).")
 @click.option("--resume", "resume", metavar="RUN_ID", help="Continue an interrupted run at its first unfinished fold.")
 @click.option("--runs-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_RUNS", default="runs", show_default=True)
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.pass_obj
-def run(state: State, model, datasets_, data_dir, config_file, preset, seed, folds, epochs, jobs, resume, runs_dir, no_progress) -> None:
+def run(
+    state: State, model, datasets_, data_dir, config_file, preset, seed, folds, epochs, set_, mixed_precision, jobs,
+    resume, runs_dir, no_progress,
+) -> None:
     """Run a model on datasets under the protocol, then print Tables 3, 4 and 5."""
     from mer_bench.config import build_config, resume_config
     from mer_bench.pipeline import run_benchmark
@@ -228,7 +233,7 @@ def run(state: State, model, datasets_, data_dir, config_file, preset, seed, fol
         "seed": seed,
         "folds": folds,
         "jobs": jobs,
-        "model_settings": {"epochs": epochs} if epochs is not None else None,
+        "model_settings": _model_settings(set_, epochs, mixed_precision) or None,
     }
     registry = state.registry()
     if resume:
@@ -249,6 +254,56 @@ def run(state: State, model, datasets_, data_dir, config_file, preset, seed, fol
     print_table(table3(folder), "terminal", "Table 3: test-set scores of each fold's model")
     print_table(table4(folder), "terminal", "Table 4: per-class scores, mean over folds")
     print_table(leaderboard(registry, [folder]), "terminal", "Table 5: published results and this run")
+
+
+def _model_settings(pairs: tuple[str, ...], epochs: int | None, mixed_precision: bool) -> dict:
+    """Model settings from ``--set KEY=VALUE`` pairs and the shortcut flags."""
+    import tomllib
+
+    from mer_bench.errors import ConfigError
+
+    values = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set takes KEY=VALUE, got {pair!r}")
+        try:
+            values[key.strip()] = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            values[key.strip()] = text  # a bare word or path
+    if epochs is not None:
+        values["epochs"] = epochs
+    if mixed_precision:
+        values["mixed_precision"] = True
+    return values
+
+
+@cli.command()
+@click.option("--run", "run_id", required=True, help="The run whose fold models predict.")
+@click.option("--fold", type=int, help="One fold's model (default: the mean of every fold's probabilities).")
+@click.option("--runs-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_RUNS", default="runs", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_obj
+def predict(state: State, run_id: str, fold: int | None, runs_dir: Path, as_json: bool, files: tuple[Path, ...]) -> None:
+    """Quadrant and class probabilities for audio FILEs, from a run's models.
+
+    Exits with 1 when a file could not be used (missing, undecodable or too short).
+    """
+    from mer_bench.predict import predict_files
+    from mer_bench.report import print_table
+    from mer_bench.results import RunFolder
+
+    table, excluded = predict_files(RunFolder.open(runs_dir, run_id), state.plugins(), list(files), fold)
+    failed = [{"file": str(files[int(e.track_id)]), "reason": e.reason, "detail": e.detail} for e in excluded]
+    if as_json:
+        click.echo(json.dumps({"run_id": run_id, "fold": fold, "predictions": table.to_dict("records"), "failed": failed}, indent=2))
+    else:
+        print_table(table, "terminal", f"predictions of run {run_id}" + (f", fold {fold}" if fold is not None else ""))
+        for f in failed:
+            click.echo(f"error: {f['file']}: {f['reason']}: {f['detail']}", err=True)
+    if failed:
+        raise click.exceptions.Exit(1)
 
 
 @cli.command()

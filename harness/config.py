@@ -86,7 +86,10 @@ def build_config(
     model = values.get("model")
     if not model:
         raise ConfigError("no model given: pass --model NAME or set model in the config file")
-    for key, preset_part in (("model_settings", preset.models.get(model, {})), ("feature_settings", {})):
+    for key, preset_part in (
+        ("model_settings", preset.models.get(model, {})),
+        ("feature_settings", preset.feature_settings.get(model, {})),
+    ):
         values[key] = {**preset_part, **file_values.get(key, {}), **given.get(key, {})}
     return _validate(values, registry)
 

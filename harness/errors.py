@@ -36,3 +36,7 @@ class AudioError(MerBenchError):
 
 class RunError(MerBenchError):
     """A run folder is missing, damaged, or does not match the command resuming it."""
+
+
+class ModelError(MerBenchError):
+    """A model cannot be built, trained or loaded here (a missing library or weights file, bad input)."""

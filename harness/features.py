@@ -28,9 +28,60 @@ from mer_bench.types import Clip, Exclusion, FeatureExtractor
 FINISHED = "finished"
 
 
+class Rows:
+    """Some rows of the memory-mapped feature blocks, read from disk only when taken.
+
+    What a model receives as ``FoldData.x``: it has ``len``, ``shape`` and ``dtype``
+    like an array, ``take(indices, axis=0)`` reads just those rows (so a model can stream
+    batches without holding a fold in memory), and ``np.asarray`` reads them all.
+    """
+
+    def __init__(self, blocks: list[np.ndarray], places: np.ndarray):
+        self._blocks = blocks
+        #: (block, row) of each row, in order.
+        self._places = np.asarray(places, dtype=np.int64).reshape(-1, 2)
+        sample = blocks[0] if blocks else np.empty((0,))
+        self.dtype = sample.dtype
+        self.shape = (len(self._places), *sample.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self._places)
+
+    def take(self, indices, axis: int = 0) -> np.ndarray:
+        """The rows at ``indices`` (in that order) as a new array."""
+        if axis != 0:
+            raise ValueError("Rows can only be taken along axis 0")
+        wanted = self._places[np.asarray(indices, dtype=np.int64)]
+        out = np.empty((len(wanted), *self.shape[1:]), dtype=self.dtype)
+        for b in np.unique(wanted[:, 0]):
+            at = np.flatnonzero(wanted[:, 0] == b)
+            # Reading a block's rows in file order keeps memory-mapped reads sequential.
+            order = np.argsort(wanted[at, 1], kind="stable")
+            out[at[order]] = self._blocks[b][wanted[at[order], 1]]
+        return out
+
+    def __getitem__(self, key) -> np.ndarray:
+        """Rows by index, slice, integer array or boolean mask, read into a new array."""
+        picked = np.arange(len(self))[key]
+        return self.take(picked.reshape(1))[0] if np.ndim(picked) == 0 else self.take(picked)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        # Models written for plain arrays (x.mean(), x.reshape()) get told what to do instead.
+        raise AttributeError(
+            f"Rows has no attribute {name!r}: it reads feature rows lazily; use np.asarray(x) for an array "
+            "or x.take(indices, axis=0) for some rows"
+        )
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        rows = self.take(np.arange(len(self)))
+        return rows if dtype is None else rows.astype(dtype, copy=False)
+
+
 @dataclass
 class Features:
-    """Feature rows in one block per dataset; ``rows`` gathers them by uid."""
+    """Feature rows in one block per dataset; ``select`` and ``rows`` find them by uid."""
 
     blocks: list[np.ndarray]
     uids: list[str]
@@ -50,15 +101,13 @@ class Features:
         """Every row in ``uids`` order (a copy: prefer :meth:`rows`)."""
         return np.concatenate(self.blocks) if self.blocks else np.empty((0,))
 
+    def select(self, uids: list[str]) -> Rows:
+        """The rows of ``uids`` that have features, in that order, without reading them."""
+        return Rows(self.blocks, np.array([self._where[u] for u in uids if u in self._where], dtype=np.int64))
+
     def rows(self, uids: list[str]) -> np.ndarray:
         """The rows of ``uids`` that have features, in that order, as one new array."""
-        places = [self._where[u] for u in uids if u in self._where]
-        if not places:
-            return np.empty((0, *self.blocks[0].shape[1:]), self.blocks[0].dtype) if self.blocks else np.empty((0,))
-        out = np.empty((len(places), *self.blocks[places[0][0]].shape[1:]), dtype=self.blocks[places[0][0]].dtype)
-        for i, (b, r) in enumerate(places):
-            out[i] = self.blocks[b][r]
-        return out
+        return np.asarray(self.select(uids))
 
 
 def feature_versions(distribution: str, version: str) -> dict[str, str]:

@@ -58,7 +58,7 @@ def data_fingerprints(tracks: pd.DataFrame) -> dict[str, str]:
 def _fold_data(uids: list[str], features: Features, labels: dict[str, str]) -> FoldData:
     have = set(features.uids)
     kept = [u for u in uids if u in have]
-    return FoldData(features.rows(kept), quadrant_index(labels[u] for u in kept), kept)
+    return FoldData(features.select(kept), quadrant_index(labels[u] for u in kept), kept)
 
 
 def run_fold(
@@ -80,6 +80,9 @@ def run_fold(
     predicted = proba.argmax(axis=1)
     metrics = score(test.y, predicted)
     metrics.update(fold=fold, n_train=len(parts["train"].y), n_val=len(parts["val"].y), epochs=len(history))
+    kept = [h["epoch"] for h in history if h.get("kept")]
+    if kept:
+        metrics["kept_epoch"] = int(kept[0])
     predictions = pd.DataFrame(
         {
             "uid": test.uids,
@@ -122,6 +125,7 @@ def run_benchmark(
     feature_settings = validate_settings(
         extractor.settings_model, config.feature_settings, f"feature {extractor.name!r}"
     )
+    factory.check(model_settings)
     folder = RunFolder.open(runs_dir, resume) if resume else None
     if folder is not None:
         _check_resume(folder, config)

@@ -22,11 +22,14 @@ class Preset(BaseModel):
     folds: int | None = None
     clip_seconds: float | None = None
     balance: bool | list[str] | None = None
+    #: Per model name, that model's settings.
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Per model name, settings of the feature extractor that model consumes.
+    feature_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def protocol_values(self) -> dict[str, Any]:
         """The protocol fields this preset sets (those left out are not set)."""
-        return self.model_dump(exclude={"description", "models"}, exclude_none=True)
+        return self.model_dump(exclude={"description", "models", "feature_settings"}, exclude_none=True)
 
 
 class PublishedResult(BaseModel):

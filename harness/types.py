@@ -89,9 +89,14 @@ class Clip:
 
 @dataclass
 class FoldData:
-    """Inputs and integer quadrant labels (indices into :data:`QUADRANTS`) for one part of a fold."""
+    """Inputs and integer quadrant labels (indices into :data:`QUADRANTS`) for one part of a fold.
 
-    x: np.ndarray
+    ``x`` is a numpy array or a :class:`mer_bench.features.Rows` view of the feature
+    cache: both have ``len``, ``shape``, ``dtype`` and ``take(indices, axis=0)``, and
+    ``np.asarray(x)`` reads every row. Models that stream batches use ``take``.
+    """
+
+    x: Any
     y: np.ndarray
     uids: list[str]
 
@@ -140,7 +145,13 @@ class FeatureExtractor(Protocol):
 
 @runtime_checkable
 class Model(Protocol):
-    """One fold's model. ``fit`` returns one dict of metrics per epoch."""
+    """One fold's model. ``fit`` returns one dict of metrics per epoch.
+
+    Each dict has ``epoch`` (from 1) and the model's losses and accuracies, e.g.
+    ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``; a model that keeps the
+    weights of an earlier epoch (early stopping) marks that epoch's dict ``kept: True``.
+    ``predict_proba`` takes the same kind of ``x`` as :class:`FoldData`.
+    """
 
     def fit(self, train: FoldData, val: FoldData) -> list[dict[str, float]]: ...
 
@@ -151,11 +162,20 @@ class Model(Protocol):
 
 @runtime_checkable
 class ModelFactory(Protocol):
-    """Builds fresh models for each fold and loads saved ones."""
+    """Builds fresh models for each fold and loads saved ones.
+
+    ``check`` runs once before a run reads any data, so that a missing weights file
+    or library stops the run at once with a message saying what to install.
+    """
 
     name: str
     feature: str
     settings_model: type[BaseModel]
+
+    def check(self, settings: Any) -> None:
+        """Raise :class:`~mer_bench.errors.ModelError` if no model can be built here with
+        ``settings`` (a library or weights file missing), before any data is read."""
+        ...
 
     def build(self, settings: Any, n_classes: int, seed: int) -> Model: ...
 

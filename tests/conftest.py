@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -13,6 +16,12 @@ import pytest
 import soundfile as sf
 
 from mer_bench.registry import load_registry
+
+# Keras reads KERAS_HOME once, when first imported: point it (here and in every CLI
+# subprocess) at a folder of the test session's own, never the user's ~/.keras.
+os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="mer-bench-keras-")
+atexit.register(shutil.rmtree, os.environ["KERAS_HOME"], True)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
 BUILTINS = load_registry().builtins.plugins

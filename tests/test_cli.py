@@ -49,7 +49,7 @@ def test_help_starts_without_heavy_libraries():
 def test_unknown_plugin_is_one_line_and_exit_1():
     result = run_cli("run", "--model", "effnet", "--datasets", "demo", "--no-progress")
     assert result.returncode == 1
-    assert result.stderr.strip() == "error: unknown model plugin 'effnet'; known model plugins: logmel-mlp"
+    assert result.stderr.strip() == "error: unknown model plugin 'effnet'; known model plugins: effnetb3, logmel-mlp"
     verbose = run_cli("--verbose", "run", "--model", "effnet", "--datasets", "demo", "--no-progress")
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr
 
@@ -217,3 +217,25 @@ def test_datasets_verify_names_the_unreadable_file_and_a_wrong_header(tiny_site,
     assert f"problem: demo-tiny: demo dataset: {annotations} lacks column(s) valence" in header.stdout
     run = run_cli("run", "--model", "logmel-mlp", "--config", str(ok_config), *TINY_RUN, site=tiny_site)
     assert run.returncode == 1 and run.stderr.strip().endswith("lacks column(s) valence")
+
+
+def test_predict_gives_each_files_quadrant_from_one_fold_or_all(finished_run, tmp_path):
+    from tests.conftest import write_tone
+
+    runs, run_id = finished_run
+    files = [str(write_tone(tmp_path / f"{f}.wav", 26.0, freq=f)) for f in (220, 880)]
+    mean = run_cli("predict", "--run", run_id, "--runs-dir", str(runs), "--json", *files)
+    assert mean.returncode == 0, mean.stderr
+    rows = json.loads(mean.stdout)["predictions"]
+    assert [r["file"] for r in rows] == files
+    one = json.loads(run_cli("predict", "--run", run_id, "--runs-dir", str(runs), "--fold", "0", "--json", *files).stdout)
+    # The mean over five folds is not fold 0 alone, and each is a distribution.
+    for r in rows + one["predictions"]:
+        assert sum(r[f"p_{q}"] for q in ("A+V+", "A+V-", "A-V-", "A-V+")) == pytest.approx(1.0)
+    assert [r["p_A+V+"] for r in rows] != [r["p_A+V+"] for r in one["predictions"]]
+    table = run_cli("predict", "--run", run_id, "--runs-dir", str(runs), *files)
+    assert table.returncode == 0 and f"predictions of run {run_id}" in table.stdout
+    missing = run_cli("predict", "--run", run_id, "--runs-dir", str(runs), str(tmp_path / "gone.mp3"))
+    assert missing.returncode == 1 and "gone.mp3: audio-missing" in missing.stderr
+    bad_fold = run_cli("predict", "--run", run_id, "--runs-dir", str(runs), "--fold", "7", *files)
+    assert bad_fold.returncode == 1 and "no finished fold 7" in bad_fold.stderr

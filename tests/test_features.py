@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from mer_bench.cache import FeatureCache
 from mer_bench.errors import AudioError
-from mer_bench.features import extract_features
+from mer_bench.features import Features, extract_features
 from mer_bench_plugins.features.mel_image import MelImage, MelImageSettings, absolute_db
 from tests.conftest import run_cli, write_tone
 
@@ -67,6 +67,20 @@ def test_finish_runs_per_dataset_and_failures_are_excluded(tmp_path):
     reasons = {(e.track_id, e.reason) for e in features.excluded}
     assert reasons == {("3", "decode-error"), ("4", "audio-missing")}
     assert features.counts == {"hits": 0, "computed": 4, "failed": 2}
+
+
+def test_rows_read_only_what_is_taken_in_the_order_asked(tmp_path):
+    blocks = [np.arange(12, dtype=np.float32).reshape(4, 3), 100 + np.arange(6, dtype=np.float32).reshape(2, 3)]
+    features = Features(blocks, ["a/0", "a/1", "a/2", "a/3", "b/0", "b/1"], [])
+    rows = features.select(["b/1", "a/2", "gone/9", "a/0"])
+    assert len(rows) == 3 and rows.shape == (3, 3) and rows.dtype == np.float32
+    assert rows.take([2, 0], axis=0)[:, 0].tolist() == [0.0, 103.0]
+    assert np.asarray(rows)[:, 0].tolist() == [103.0, 6.0, 0.0]
+    assert rows[1].tolist() == [6.0, 7.0, 8.0]
+    assert rows[np.array([True, False, True])][:, 0].tolist() == [103.0, 0.0]
+    np.testing.assert_array_equal(features.rows(["b/1", "a/2", "a/0"]), np.asarray(rows))
+    with pytest.raises(AttributeError, match="use np.asarray"):
+        rows.mean()
 
 
 def test_cache_hits_and_misses_follow_content_settings_and_window(tmp_path):

@@ -47,8 +47,9 @@ class LogmelMLP:
         from sklearn.preprocessing import StandardScaler
 
         s = self.settings
-        self.scaler = StandardScaler().fit(train.x)
-        x_train, x_val = self.scaler.transform(train.x), self.scaler.transform(val.x)
+        x_train, x_val = np.asarray(train.x), np.asarray(val.x)
+        self.scaler = StandardScaler().fit(x_train)
+        x_train, x_val = self.scaler.transform(x_train), self.scaler.transform(x_val)
         net = MLPClassifier(
             hidden_layer_sizes=tuple(s.hidden),
             alpha=s.alpha,
@@ -57,7 +58,7 @@ class LogmelMLP:
             random_state=self.seed,
         )
         classes = np.arange(self.n_classes)
-        history, best, best_loss, waited = [], None, np.inf, 0
+        history, best, best_loss, best_epoch, waited = [], None, np.inf, 1, 0
         for epoch in range(1, s.epochs + 1):
             net.partial_fit(x_train, train.y, classes=classes)
             p_train, p_val = net.predict_proba(x_train), net.predict_proba(x_val)
@@ -70,16 +71,17 @@ class LogmelMLP:
             }
             history.append(record)
             if record["val_loss"] < best_loss:
-                best, best_loss, waited = copy.deepcopy(net), record["val_loss"], 0
+                best, best_loss, best_epoch, waited = copy.deepcopy(net), record["val_loss"], epoch, 0
             else:
                 waited += 1
                 if waited >= s.patience:
                     break
         self.net = best
+        history[best_epoch - 1]["kept"] = True
         return history
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        return self.net.predict_proba(self.scaler.transform(x))
+        return self.net.predict_proba(self.scaler.transform(np.asarray(x)))
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -91,6 +93,9 @@ class LogmelMLPFactory:
     name = "logmel-mlp"
     feature = "logmel-stats"
     settings_model = LogmelMLPSettings
+
+    def check(self, settings: LogmelMLPSettings) -> None:
+        """Nothing to check: scikit-learn is a core dependency."""
 
     def build(self, settings: LogmelMLPSettings, n_classes: int, seed: int) -> LogmelMLP:
         return LogmelMLP(settings, n_classes, seed)

@@ -77,14 +77,15 @@ class NearestCentroid:
         self.n_classes = n_classes
 
     def fit(self, train: FoldData, val: FoldData) -> list[dict[str, float]]:
-        self.mean, self.std = train.x.mean(axis=0), train.x.std(axis=0) + 1e-8
-        z = (train.x - self.mean) / self.std
+        x = np.asarray(train.x)  # x reads the feature cache lazily; this reads every row
+        self.mean, self.std = x.mean(axis=0), x.std(axis=0) + 1e-8
+        z = (x - self.mean) / self.std
         self.centroids = np.stack([z[train.y == k].mean(axis=0) for k in range(self.n_classes)])
         accuracy = float((self.predict_proba(val.x).argmax(axis=1) == val.y).mean())
         return [{"epoch": 1, "val_accuracy": accuracy}]  # one "epoch": nothing to stop early
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        z = (x - self.mean) / self.std
+    def predict_proba(self, x) -> np.ndarray:
+        z = (np.asarray(x) - self.mean) / self.std
         distance = np.linalg.norm(z[:, None, :] - self.centroids[None], axis=2) / np.sqrt(z.shape[1])
         logits = -distance / self.settings.temperature
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -99,6 +100,9 @@ class NearestCentroidFactory:
     name = "nearest-centroid"
     feature = "logmel-stats"  # a built-in feature extractor
     settings_model = CentroidSettings
+
+    def check(self, settings: CentroidSettings) -> None:
+        """Called before a run reads data: raise ModelError if something this model needs is missing."""
 
     def build(self, settings: CentroidSettings, n_classes: int, seed: int) -> NearestCentroid:
         return NearestCentroid(settings, n_classes)  # deterministic: the seed is not needed

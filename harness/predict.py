@@ -1,0 +1,76 @@
+"""Quadrant predictions for audio files from a finished run's fold models.
+
+The files go through the run's own stages: the central crop of the run's clip length,
+then the run's feature extractor and settings. They are treated as one dataset, so a
+per-dataset finishing step (mel-image's dB reference) spans the files given together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mer_bench.cache import FeatureCache
+from mer_bench.config import validate_settings
+from mer_bench.errors import RunError
+from mer_bench.features import extract_features, feature_versions
+from mer_bench.plugins import PluginSet
+from mer_bench.prepare import crop_tracks
+from mer_bench.protocol import track_uids
+from mer_bench.results import RunFolder
+from mer_bench.types import QUADRANTS, Exclusion
+
+#: The dataset name the given files are prepared under.
+FILES = "files"
+
+
+def predict_files(
+    folder: RunFolder, plugins: PluginSet, files: list[Path], fold: int | None = None
+) -> tuple[pd.DataFrame, list[Exclusion]]:
+    """One row per usable file: ``file``, ``quadrant`` and ``p_<quadrant>`` for each class.
+
+    Probabilities come from fold ``fold``'s model, or are the mean over every fold's
+    model when ``fold`` is None. Files that are missing, undecodable or shorter than the
+    run's clip are returned as exclusions (``track_id`` is the file's position in ``files``).
+    """
+    manifest = folder.read_json("manifest.json")
+    config = manifest["config"]
+    factory = plugins.model(manifest["model"]["name"])
+    extractor = plugins.feature(manifest["feature"]["name"])
+    settings = validate_settings(extractor.settings_model, manifest["feature"]["settings"], f"feature {extractor.name!r}")
+    folds = list(range(config["folds"])) if fold is None else [fold]
+    unfinished = [k for k in folds if not folder.fold_done(k)]
+    if unfinished:
+        raise RunError(
+            f"run {folder.run_id} has no finished fold {', '.join(map(str, unfinished))}; "
+            f"finish it with `mer-bench run --resume {folder.run_id}` or pick another --fold"
+        )
+
+    tracks = pd.DataFrame({"dataset": FILES, "track_id": [str(i) for i in range(len(files))], "audio_path": files})
+    cache = FeatureCache()
+    prepared = crop_tracks(tracks, config["clip_seconds"], cache=cache)
+    source = plugins.entries["feature"][extractor.name].source
+    features = extract_features(
+        prepared.tracks,
+        extractor,
+        settings,
+        versions=feature_versions(source.distribution, source.version),
+        cache=cache,
+        jobs=1,
+    )
+    excluded = prepared.excluded + features.excluded
+    if not features.uids:
+        return pd.DataFrame(columns=["file", "quadrant", *(f"p_{q}" for q in QUADRANTS)]), excluded
+    x = features.select(features.uids)
+    proba = np.mean([factory.load(folder.fold_dir(k) / "model").predict_proba(x) for k in folds], axis=0)
+    by_uid = dict(zip(track_uids(tracks), files))
+    table = pd.DataFrame(
+        {
+            "file": [str(by_uid[u]) for u in features.uids],
+            "quadrant": [QUADRANTS[i] for i in proba.argmax(axis=1)],
+            **{f"p_{q}": proba[:, i] for i, q in enumerate(QUADRANTS)},
+        }
+    )
+    return table, excluded

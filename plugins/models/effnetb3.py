@@ -1,0 +1,291 @@
+"""``effnetb3``: the model of Cazzaniga, Gasparini and Saibene (2024), section 4.2.
+
+EfficientNetB3 without its top (``keras.applications``) on 300x300x3 ``mel-image``
+inputs, initialised from ImageNet, then Flatten, Dense 512 ReLU, Dropout 0.5, Dense 128
+ReLU, Dropout 0.3, Dense 64 ReLU, Dropout 0.1 and Dense 4 softmax. Sparse categorical
+cross-entropy, Adam with learning rate 1e-5, 50 epochs, early stopping on the
+validation loss restoring the best weights.
+
+Where the paper is silent, a setting with a default (docs/protocol.md gives the reasons):
+a batch size of 32 (what Keras' ``fit`` uses when none is given), a patience of 10
+epochs, and a backbone that trains from the first epoch (``frozen_epochs = 0``).
+
+TensorFlow is imported only when a model is checked, built or loaded, so the rest of
+mer-bench starts without it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mer_bench import hookimpl
+from mer_bench.errors import ModelError
+from mer_bench.types import FoldData
+from mer_bench_plugins.models.imagenet_weights import WeightsSource, resolve_weights
+from mer_bench_plugins.models.keras_input import batches
+
+#: The head of section 4.2: (units, dropout rate) of each hidden Dense layer.
+HEAD = ((512, 0.5), (128, 0.3), (64, 0.1))
+#: The ImageNet channel standard deviations Keras divides by a second time for its
+#: ImageNet weights (keras.applications.efficientnet, tensorflow/tensorflow#49930).
+IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
+#: The smallest input keras.applications accepts for EfficientNet.
+MIN_SIZE = 32
+BACKBONE = "efficientnetb3"
+TENSORFLOW_MISSING = (
+    "effnetb3 needs TensorFlow: pip install 'mer-bench[tf-cpu]' (CPU) or 'mer-bench[gpu]' (NVIDIA GPU, Linux)"
+)
+
+
+class EffNetB3Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    weights: str = Field(
+        "imagenet", description="'imagenet' (the Keras cache file, checked offline), 'none' (random) or a file path"
+    )
+    learning_rate: float = Field(1e-5, gt=0)
+    epochs: int = Field(50, gt=0)
+    patience: int = Field(10, gt=0, description="epochs without a lower validation loss before stopping")
+    batch_size: int = Field(32, gt=0, description="global batch, split over GPUs when several are used")
+    frozen_epochs: int = Field(
+        0, ge=0, description="first epochs that train the head alone (a fixed warm-up); = epochs: the backbone never trains"
+    )
+    mixed_precision: bool = Field(False, description="float16 compute with float32 weights (for GPUs)")
+    distribute: Literal["auto", "none", "mirrored"] = Field(
+        "auto", description="auto: MirroredStrategy over all GPUs when there are several"
+    )
+    deterministic: bool = Field(True, description="TensorFlow's deterministic ops (slower on GPU)")
+
+    @model_validator(mode="after")
+    def _frozen_within_epochs(self) -> EffNetB3Settings:
+        if self.frozen_epochs > self.epochs:
+            raise ValueError(f"frozen_epochs ({self.frozen_epochs}) cannot exceed epochs ({self.epochs})")
+        return self
+
+
+def _tensorflow():
+    """TensorFlow and Keras, imported on first use, or a ModelError saying how to install them."""
+    # TensorFlow reads this once, at import; without it every run starts with oneDNN notices.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import keras
+        import tensorflow as tf
+    except ImportError:
+        raise ModelError(TENSORFLOW_MISSING) from None
+    # Every fold builds a new network, which TensorFlow reports as "retracing" each time.
+    tf.get_logger().setLevel("ERROR")
+    return tf, keras
+
+
+def _check_input(shape: tuple[int, ...]) -> None:
+    if len(shape) != 3 or shape[2] != 3 or min(shape[:2]) < MIN_SIZE:
+        raise ModelError(
+            f"effnetb3 takes images of at least {MIN_SIZE}x{MIN_SIZE}x3 (the mel-image feature); got rows of shape {shape}"
+        )
+
+
+def build_backbone(input_shape: tuple[int, int, int], imagenet_stem: bool):
+    """EfficientNetB3 without its top, randomly initialised; with ``imagenet_stem`` in the
+    form Keras gives it for ``weights="imagenet"``: a per-channel Rescaling by 1/sqrt(std)
+    after its Normalization layer.
+
+    Keras adds that layer only when it loads its own ImageNet file, so a file given by
+    path must meet the same network, or its features would see wrongly scaled inputs.
+    """
+    _, keras = _tensorflow()
+    _check_input(tuple(input_shape))
+    backbone = keras.applications.EfficientNetB3(include_top=False, weights=None, input_shape=tuple(input_shape))
+    if not imagenet_stem:
+        return backbone
+
+    def call(layer, *args, **kwargs):
+        out = layer(*args, **kwargs)
+        if isinstance(layer, keras.layers.Normalization):
+            out = keras.layers.Rescaling([1.0 / math.sqrt(s) for s in IMAGENET_STDDEV_RGB])(out)
+        return out
+
+    return keras.models.clone_model(backbone, call_function=call)
+
+
+def build_network(input_shape: tuple[int, int, int], n_classes: int, weights: WeightsSource):
+    """The paper's network for ``input_shape`` (300x300x3 in the paper), with the backbone's
+    initial weights from ``weights``. Inputs are 0..255: the backbone rescales them itself."""
+    _, keras = _tensorflow()
+    backbone = build_backbone(input_shape, imagenet_stem=weights.kind != "none")
+    if weights.path is not None:
+        try:
+            backbone.load_weights(str(weights.path))
+        except (ValueError, OSError, KeyError, TypeError) as exc:
+            raise ModelError(f"cannot load {weights.path} into EfficientNetB3 without its top: {exc}") from None
+    inputs = keras.Input(shape=tuple(input_shape), name="mel_image")
+    x = keras.layers.Flatten(name="flatten")(backbone(inputs))
+    for i, (units, rate) in enumerate(HEAD, start=1):
+        x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
+        x = keras.layers.Dropout(rate, name=f"dropout_{i}")(x)
+    # float32 output even under mixed precision, so the softmax and the loss stay exact.
+    outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name="quadrants")(x)
+    return keras.Model(inputs, outputs, name="effnetb3")
+
+
+@contextmanager
+def _precision(mixed: bool, keras):
+    """Build layers under the mixed_float16 policy, then put the global policy back."""
+    if not mixed:
+        yield
+        return
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+def _strategy(name: str, tf):
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _records(history, phase: str, first_epoch: int) -> list[dict]:
+    logs = history.history
+    return [
+        {
+            "epoch": first_epoch + i,
+            "phase": phase,
+            **{k: float(logs[k][i]) for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
+            "kept": False,
+        }
+        for i in range(len(logs["loss"]))
+    ]
+
+
+class EffNetB3:
+    """One fold's network; ``fit`` builds it, so that it is sized to the fold's images."""
+
+    def __init__(self, settings: EffNetB3Settings, n_classes: int, seed: int, network=None, weights=None):
+        self.settings = settings
+        self.n_classes = n_classes
+        self.seed = seed
+        self.network = network
+        self.weights: WeightsSource | None = weights
+
+    def _compile(self, strategy, keras) -> None:
+        with strategy.scope():
+            self.network.compile(
+                optimizer=keras.optimizers.Adam(learning_rate=self.settings.learning_rate),
+                loss=keras.losses.SparseCategoricalCrossentropy(),
+                metrics=["accuracy"],
+            )
+
+    def fit(self, train: FoldData, val: FoldData) -> list[dict]:
+        tf, keras = _tensorflow()
+        s = self.settings
+        _check_input(tuple(train.x.shape[1:]))
+        if len(val.y) == 0:
+            raise ModelError("effnetb3 stops early on the validation loss, but this fold has no validation tracks")
+        keras.utils.set_random_seed(self.seed)
+        if s.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        self.weights = resolve_weights(s.weights)
+        strategy = _strategy(s.distribute, tf)
+        with _precision(s.mixed_precision, keras), strategy.scope():
+            self.network = build_network(tuple(train.x.shape[1:]), self.n_classes, self.weights)
+        train_data = batches(train.x, train.y, s.batch_size, shuffle_seed=self.seed)
+        val_data = batches(val.x, val.y, s.batch_size)
+        backbone = self.network.get_layer(BACKBONE)
+        warmup = s.frozen_epochs if s.frozen_epochs < s.epochs else 0
+        history = []
+        if s.frozen_epochs:
+            backbone.trainable = False
+            self._compile(strategy, keras)
+        if warmup:
+            fitted = self.network.fit(train_data, validation_data=val_data, epochs=warmup, shuffle=False, verbose=0)
+            history += _records(fitted, "frozen", 1)
+            backbone.trainable = True
+            # A fresh optimiser once the backbone joins: Adam's moments for the head alone do not carry over.
+            self._compile(strategy, keras)
+        elif not s.frozen_epochs:
+            self._compile(strategy, keras)
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=s.patience, restore_best_weights=True)
+        fitted = self.network.fit(
+            train_data,
+            validation_data=val_data,
+            initial_epoch=warmup,
+            epochs=s.epochs,
+            callbacks=[stop],
+            shuffle=False,  # batches() reshuffles every epoch, seeded
+            verbose=0,
+        )
+        phase = "frozen" if s.frozen_epochs == s.epochs else "fine-tune" if warmup else "train"
+        history += _records(fitted, phase, warmup + 1)
+        # EarlyStopping numbers epochs from 0, counting the warm-up ones given as initial_epoch.
+        history[stop.best_epoch]["kept"] = True
+        return history
+
+    def predict_proba(self, x) -> np.ndarray:
+        if self.network is None:
+            raise ModelError("effnetb3: predict_proba called before fit or load")
+        _check_input(tuple(x.shape[1:]))
+        if len(x) == 0:
+            return np.empty((0, self.n_classes))
+        return np.asarray(self.network.predict(batches(x, None, self.settings.batch_size), verbose=0), dtype=float)
+
+    def save(self, folder: Path) -> None:
+        """``model.keras`` (the network, without optimiser state) and ``effnetb3.json``."""
+        tf, keras = _tensorflow()
+        folder.mkdir(parents=True, exist_ok=True)
+        # An uncompiled Model over the same layers: the optimiser's moments would triple the file.
+        keras.Model(self.network.inputs, self.network.outputs, name="effnetb3").save(folder / "model.keras")
+        meta = {
+            "settings": self.settings.model_dump(mode="json"),
+            "n_classes": self.n_classes,
+            "seed": self.seed,
+            "input_shape": list(self.network.input_shape[1:]),
+            "weights": self.weights.as_dict() if self.weights else None,
+            "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        }
+        (folder / "effnetb3.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+class EffNetB3Factory:
+    name = "effnetb3"
+    feature = "mel-image"
+    settings_model = EffNetB3Settings
+
+    def check(self, settings: EffNetB3Settings) -> None:
+        """TensorFlow importable and the initial weights present and intact (without importing TensorFlow)."""
+        if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("keras") is None:
+            raise ModelError(TENSORFLOW_MISSING)
+        resolve_weights(settings.weights)
+
+    def build(self, settings: EffNetB3Settings, n_classes: int, seed: int) -> EffNetB3:
+        return EffNetB3(settings, n_classes, seed)
+
+    def load(self, folder: Path) -> EffNetB3:
+        _, keras = _tensorflow()
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / "effnetb3.json").read_text(encoding="utf-8"))
+            network = keras.models.load_model(folder / "model.keras", compile=False)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load the effnetb3 model saved in {folder}: {exc}") from None
+        source = meta.get("weights")
+        weights = WeightsSource(source["kind"], Path(source["path"]) if source["path"] else None, source["md5"]) if source else None
+        settings = EffNetB3Settings.model_validate(meta["settings"])
+        return EffNetB3(settings, meta["n_classes"], meta["seed"], network, weights)
+
+
+@hookimpl
+def mer_bench_models():
+    return [EffNetB3Factory()]
