@@ -329,7 +329,6 @@ def features(state: State, datasets_, feature, data_dir, config_file, jobs, no_p
     plugins = state.plugins()
     extractor = plugins.feature(feature)
     settings = validate_settings(extractor.settings_model, values.get("feature_settings", {}), f"feature {feature!r}")
-    source = plugins.entries["feature"][feature].source
     paths = {k: Path(v) for k, v in values.get("paths", {}).items()}
     with Progress(enabled=not no_progress) as progress:
         found = discover(plugins, names, data_dir, paths)
@@ -341,7 +340,7 @@ def features(state: State, datasets_, feature, data_dir, config_file, jobs, no_p
         )
         result = extract_features(
             prepared.tracks, extractor, settings,
-            versions=feature_versions(source.distribution, source.version), cache=store, jobs=jobs, progress=progress,
+            versions=feature_versions(plugins, feature), cache=store, jobs=jobs, progress=progress,
         )
     counts = result.counts
     click.echo(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ from mer_bench.parallel import run_parallel
 from mer_bench.progress import SILENT, Progress
 from mer_bench.protocol import track_uids
 from mer_bench.types import Clip, Exclusion, FeatureExtractor
+
+if TYPE_CHECKING:
+    from mer_bench.plugins import PluginSet
 
 #: The cache folder for each dataset's finished arrays.
 FINISHED = "finished"
@@ -110,9 +113,11 @@ class Features:
         return np.asarray(self.select(uids))
 
 
-def feature_versions(distribution: str, version: str) -> dict[str, str]:
-    """What goes into cache keys besides settings: the plugin's own version and the audio libraries'."""
-    return {**library_versions(), distribution: version}
+def feature_versions(plugins: PluginSet, name: str) -> dict[str, str]:
+    """What goes into cache keys besides settings: the version of the distribution that
+    provides feature plugin ``name``, and the audio libraries' versions."""
+    source = plugins.entries["feature"][name].source
+    return {**library_versions(), source.distribution: source.version}
 
 
 def _ensure_cached(extractor, settings, settings_json, versions, cache_root, job: tuple[Clip, str | None]):

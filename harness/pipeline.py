@@ -168,12 +168,11 @@ def run_benchmark(
         )
         folder.write_csv("splits.csv", splits)
 
-    source = plugins.entries["feature"][extractor.name].source
     features = extract_features(
         prepared.tracks,
         extractor,
         feature_settings,
-        versions=feature_versions(source.distribution, source.version),
+        versions=feature_versions(plugins, extractor.name),
         cache=cache,
         jobs=config.jobs,
         progress=progress,

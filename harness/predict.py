@@ -51,12 +51,11 @@ def predict_files(
     tracks = pd.DataFrame({"dataset": FILES, "track_id": [str(i) for i in range(len(files))], "audio_path": files})
     cache = FeatureCache()
     prepared = crop_tracks(tracks, config["clip_seconds"], cache=cache)
-    source = plugins.entries["feature"][extractor.name].source
     features = extract_features(
         prepared.tracks,
         extractor,
         settings,
-        versions=feature_versions(source.distribution, source.version),
+        versions=feature_versions(plugins, extractor.name),
         cache=cache,
         jobs=1,
     )

@@ -17,7 +17,7 @@ import pytest
 
 from mer_bench.errors import ModelError
 from mer_bench.types import FoldData
-from mer_bench_plugins.models import imagenet_weights
+from mer_bench_plugins.models import effnetb3, imagenet_weights
 from mer_bench_plugins.models.effnetb3 import EffNetB3Factory, EffNetB3Settings, build_backbone, build_network
 from mer_bench_plugins.models.imagenet_weights import WeightsSource, resolve_weights
 
@@ -343,3 +343,12 @@ def test_run_and_predict_through_the_cli(tiny_site, tmp_path):
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-5)
     assert row["quadrant"] == ("A+V+", "A+V-", "A-V-", "A-V+")[int(np.argmax(probabilities))]
     assert out["failed"] == [{"file": str(short), "reason": "too-short", "detail": "5.00 s decoded < 24 s"}]
+
+
+def test_mixed_precision_computes_in_float16_with_a_float32_output():
+    with effnetb3.precision_policy(True, keras):
+        network = build_network((32, 32, 3), 4, WeightsSource("none"))
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is put back
+    assert network.get_layer("dense_1").compute_dtype == "float16"
+    assert network.get_layer("dense_1").variable_dtype == "float32"
+    assert network.get_layer("quadrants").compute_dtype == "float32"

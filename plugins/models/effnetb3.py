@@ -20,6 +20,7 @@ import importlib.util
 import json
 import math
 import os
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -123,8 +124,12 @@ def build_network(input_shape: tuple[int, int, int], n_classes: int, weights: We
     backbone = build_backbone(input_shape, imagenet_stem=weights.kind != "none")
     if weights.path is not None:
         try:
-            backbone.load_weights(str(weights.path))
-        except (ValueError, OSError, KeyError, TypeError) as exc:
+            # Keras only warns about layers a file has no weights for and leaves them random:
+            # here that is an error, never a silent fallback to random weights.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                backbone.load_weights(str(weights.path))
+        except (ValueError, OSError, KeyError, TypeError, Warning) as exc:
             raise ModelError(f"cannot load {weights.path} into EfficientNetB3 without its top: {exc}") from None
     inputs = keras.Input(shape=tuple(input_shape), name="mel_image")
     x = keras.layers.Flatten(name="flatten")(backbone(inputs))
@@ -137,7 +142,7 @@ def build_network(input_shape: tuple[int, int, int], n_classes: int, weights: We
 
 
 @contextmanager
-def _precision(mixed: bool, keras):
+def precision_policy(mixed: bool, keras):
     """Build layers under the mixed_float16 policy, then put the global policy back."""
     if not mixed:
         yield
@@ -199,23 +204,20 @@ class EffNetB3:
             tf.config.experimental.enable_op_determinism()
         self.weights = resolve_weights(s.weights)
         strategy = _strategy(s.distribute, tf)
-        with _precision(s.mixed_precision, keras), strategy.scope():
+        with precision_policy(s.mixed_precision, keras), strategy.scope():
             self.network = build_network(tuple(train.x.shape[1:]), self.n_classes, self.weights)
         train_data = batches(train.x, train.y, s.batch_size, shuffle_seed=self.seed)
         val_data = batches(val.x, val.y, s.batch_size)
         backbone = self.network.get_layer(BACKBONE)
         warmup = s.frozen_epochs if s.frozen_epochs < s.epochs else 0
         history = []
-        if s.frozen_epochs:
-            backbone.trainable = False
-            self._compile(strategy, keras)
+        backbone.trainable = s.frozen_epochs == 0
+        self._compile(strategy, keras)
         if warmup:
             fitted = self.network.fit(train_data, validation_data=val_data, epochs=warmup, shuffle=False, verbose=0)
             history += _records(fitted, "frozen", 1)
             backbone.trainable = True
             # A fresh optimiser once the backbone joins: Adam's moments for the head alone do not carry over.
-            self._compile(strategy, keras)
-        elif not s.frozen_epochs:
             self._compile(strategy, keras)
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=s.patience, restore_best_weights=True)
         fitted = self.network.fit(
