@@ -196,7 +196,6 @@ class EffNetB3:
     def fit(self, train: FoldData, val: FoldData) -> list[dict]:
         tf, keras = _tensorflow()
         s = self.settings
-        _check_input(tuple(train.x.shape[1:]))
         if len(val.y) == 0:
             raise ModelError("effnetb3 stops early on the validation loss, but this fold has no validation tracks")
         keras.utils.set_random_seed(self.seed)
