@@ -49,7 +49,7 @@ def test_help_starts_without_heavy_libraries():
 def test_unknown_plugin_is_one_line_and_exit_1():
     result = run_cli("run", "--model", "effnet", "--datasets", "demo", "--no-progress")
     assert result.returncode == 1
-    assert result.stderr.strip() == "error: unknown model plugin 'effnet'; known model plugins: effnetb3, logmel-mlp"
+    assert result.stderr.strip() == "error: unknown model plugin 'effnet'; known model plugins: chance, effnetb3, logmel-mlp, majority"
     verbose = run_cli("--verbose", "run", "--model", "effnet", "--datasets", "demo", "--no-progress")
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr
 
