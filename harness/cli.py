@@ -424,6 +424,46 @@ def leaderboard_cmd(state: State, run_ids: tuple[str, ...], runs_dir: Path, fmt:
     print_table(leaderboard(state.registry(), folders), fmt, "Table 5: published results and re-runs")
 
 
+@cli.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--runs-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_RUNS", default="runs", show_default=True)
+@click.option("--format", "fmt", type=FORMAT, default="terminal", show_default=True)
+@click.option("--resamples", type=click.IntRange(min=100), default=2000, show_default=True, help="Bootstrap resamples.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+def compare(run_a: str, run_b: str, runs_dir: Path, fmt: str, resamples: int, seed: int) -> None:
+    """Paired tests of RUN_A against RUN_B on their shared splits (McNemar per fold, bootstrap of macro F1)."""
+    from mer_bench.compare import compare_runs
+    from mer_bench.report import print_table
+    from mer_bench.results import RunFolder
+
+    result = compare_runs(
+        RunFolder.open(runs_dir, run_a), RunFolder.open(runs_dir, run_b), resamples=resamples, seed=seed
+    )
+    low, high = result.f1_interval
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "run_a": run_a,
+                    "run_b": run_b,
+                    "folds": json.loads(result.folds.to_json(orient="records")),
+                    "macro_f1_difference": result.f1_difference,
+                    "interval": [low, high],
+                    "confidence": result.confidence,
+                    "resamples": result.resamples,
+                },
+                indent=2,
+            )
+        )
+        return
+    print_table(result.folds, fmt, f"McNemar's exact test: A = {run_a}, B = {run_b}")
+    click.echo(
+        f"macro F1, A - B: {result.f1_difference:+.3f} ({result.confidence:.0%} paired bootstrap interval "
+        f"{low:+.3f} to {high:+.3f}, {result.resamples} resamples of test tracks)"
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="mer-bench")

@@ -62,6 +62,7 @@ def leaderboard(registry: Registry, folders: list[RunFolder]) -> pd.DataFrame:
             "Std": None,
             "Kind": "published",
             "Source": p.reference,
+            "vs published": None,
             "Citation": p.citation,
         }
         for p in registry.published
@@ -73,20 +74,34 @@ def leaderboard(registry: Registry, folders: list[RunFolder]) -> pd.DataFrame:
             f"stratified {summary['folds']}-fold CV, seed {summary['seed']}"
         )
         for key in ("accuracy", "macro_f1"):
+            value = summary["metrics"][key]["mean"]
             rows.append(
                 {
                     "System": f"{summary['model']} ({summary['feature']})",
                     "Datasets": ", ".join(summary["datasets"]),
                     "Protocol": protocol,
                     "Metric": key,
-                    "Value": summary["metrics"][key]["mean"],
+                    "Value": value,
                     "Std": summary["metrics"][key]["std"],
                     "Kind": "re-run",
                     "Source": f"run {summary['run_id']}",
+                    "vs published": _versus_published(registry, summary, key, value),
                     "Citation": "",
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _versus_published(registry: Registry, summary: dict, metric: str, value: float) -> str | None:
+    """``+0.021 (Cazzaniga et al. 2024)`` for a re-run of a published system, else None.
+
+    Only a published row of the same model, on the same datasets, with the same metric
+    name is a counterpart: a demo run or an F1 of unstated averaging is not compared.
+    """
+    for p in registry.published:
+        if p.model == summary["model"] and p.metric == metric and set(p.datasets) == set(summary["datasets"]):
+            return f"{value - p.value:+.3f} ({p.reference})"
+    return None
 
 
 def completed_runs(runs_dir: Path) -> list[RunFolder]:

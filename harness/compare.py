@@ -1,0 +1,108 @@
+"""Paired comparison of two runs on the same splits: McNemar's exact test and a bootstrap.
+
+Two runs can be paired only when every track sits in the same split and fold in both,
+which ``splits.csv`` records byte for byte. Each fold's models then predicted the same
+test tracks, so per fold the question is whether the discordant tracks (one model right,
+the other wrong) split evenly: McNemar's exact test (a two-sided binomial test on them).
+The pooled row stacks every fold's test predictions; its tracks repeat across folds, so
+its p-value is a summary, not an independent test. The macro-F1 difference gets a paired
+bootstrap over test tracks (each resample keeps a track's predictions from every fold
+together) with a percentile confidence interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mer_bench.errors import RunError
+from mer_bench.results import RunFolder
+
+
+@dataclass
+class Comparison:
+    """Per-fold and pooled McNemar tests, and the bootstrap of the macro-F1 difference (A - B)."""
+
+    folds: pd.DataFrame
+    f1_difference: float
+    f1_interval: tuple[float, float]
+    confidence: float
+    resamples: int
+
+
+def mcnemar_exact(a_right: np.ndarray, b_right: np.ndarray) -> tuple[int, int, float]:
+    """(b, c, p): tracks only A got right, tracks only B got right, and the two-sided exact p-value."""
+    from scipy.stats import binomtest
+
+    only_a = int(np.sum(a_right & ~b_right))
+    only_b = int(np.sum(~a_right & b_right))
+    if only_a + only_b == 0:
+        return 0, 0, 1.0
+    return only_a, only_b, float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+def _predictions(folder: RunFolder, folds: int) -> pd.DataFrame:
+    if len(folder.fold_metrics(folds)) < folds:
+        raise RunError(f"run {folder.run_id} is unfinished; resume it before comparing")
+    parts = [pd.read_csv(folder.fold_dir(k) / "predictions.csv").assign(fold=k) for k in range(folds)]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _check_paired(a: RunFolder, b: RunFolder) -> int:
+    """The number of folds, or RunError saying why the runs cannot be paired."""
+    splits_a, splits_b = (f.path / "splits.csv" for f in (a, b))
+    if splits_a.read_bytes() != splits_b.read_bytes():
+        ca, cb = (f.read_json("manifest.json")["config"] for f in (a, b))
+        differ = [k for k in ("datasets", "seed", "folds", "test_size", "clip_seconds", "balance") if ca.get(k) != cb.get(k)]
+        why = f"they differ in {', '.join(differ)}" if differ else "the same settings gave different data"
+        raise RunError(
+            f"runs {a.run_id} and {b.run_id} were split differently ({why}); a paired test needs the same "
+            "splits: re-run one of them with the other's datasets, seed and protocol"
+        )
+    return a.read_json("summary.json")["folds"]
+
+
+def compare_runs(a: RunFolder, b: RunFolder, *, resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> Comparison:
+    """Compare run ``a`` with run ``b`` fold by fold on their shared test set."""
+    from sklearn.metrics import f1_score
+
+    folds = _check_paired(a, b)
+    pa, pb = _predictions(a, folds), _predictions(b, folds)
+    merged = pa.merge(pb, on=["fold", "uid"], suffixes=("_a", "_b"), validate="one_to_one")
+    if len(merged) != len(pa) or len(merged) != len(pb):
+        raise RunError(f"runs {a.run_id} and {b.run_id} predicted different test tracks; their features differ")
+    merged["right_a"] = merged["predicted_a"] == merged["true_a"]
+    merged["right_b"] = merged["predicted_b"] == merged["true_b"]
+
+    rows = []
+    for name, part in [*((f"Fold {k + 1}", merged[merged["fold"] == k]) for k in range(folds)), ("Pooled", merged)]:
+        only_a, only_b, p = mcnemar_exact(part["right_a"].to_numpy(), part["right_b"].to_numpy())
+        rows.append(
+            {
+                "Fold": name,
+                "Tracks": len(part),
+                f"Accuracy {a.run_id}": part["right_a"].mean(),
+                f"Accuracy {b.run_id}": part["right_b"].mean(),
+                "Only A right": only_a,
+                "Only B right": only_b,
+                "McNemar p": p,
+            }
+        )
+
+    def f1_gap(table: pd.DataFrame) -> float:
+        return f1_score(table["true_a"], table["predicted_a"], average="macro", zero_division=0) - f1_score(
+            table["true_a"], table["predicted_b"], average="macro", zero_division=0
+        )
+
+    tracks = merged["uid"].unique()
+    by_track = {uid: idx for uid, idx in merged.groupby("uid").indices.items()}
+    rng = np.random.default_rng(seed)
+    gaps = []
+    for _ in range(resamples):
+        picked = rng.choice(tracks, size=len(tracks), replace=True)
+        gaps.append(f1_gap(merged.iloc[np.concatenate([by_track[u] for u in picked])]))
+    tail = (1 - confidence) / 2
+    interval = (float(np.quantile(gaps, tail)), float(np.quantile(gaps, 1 - tail)))
+    return Comparison(pd.DataFrame(rows), f1_gap(merged), interval, confidence, resamples)

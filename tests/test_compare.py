@@ -1,0 +1,93 @@
+"""Comparing runs: paired tests on shared splits, and re-runs against their published numbers."""
+
+import json
+from math import comb
+
+import pandas as pd
+import pytest
+
+from mer_bench.registry import load_registry
+from mer_bench.report import leaderboard
+from mer_bench.results import RunFolder
+from tests.conftest import run_cli
+
+
+def mcnemar_by_hand(only_a: int, only_b: int) -> float:
+    """Two-sided exact binomial p-value at 0.5: twice the smaller tail, at most 1."""
+    n = only_a + only_b
+    return 1.0 if n == 0 else min(1.0, 2 * sum(comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """logmel-mlp and majority on the same tiny demo splits, and majority under another seed."""
+    from tests.conftest import TINY_DEMO, make_distribution
+
+    site = make_distribution(tmp_path_factory.mktemp("site"), "mer-bench-tiny", "1.0", {"tiny_demo": TINY_DEMO}, {"tiny": "tiny_demo"})
+    folder = tmp_path_factory.mktemp("runs")
+    ids = {}
+    for name, model, seed in (("mlp", "logmel-mlp", "3"), ("majority", "majority", "3"), ("other", "majority", "4")):
+        out = run_cli(
+            "run", "--model", model, "--datasets", "demo-tiny", "--preset", "quick", "--seed", seed, "--no-progress",
+            "--runs-dir", str(folder / name), site=site,
+        )
+        assert out.returncode == 0, out.stderr
+        (run,) = (folder / name).iterdir()
+        target = folder / "all" / run.name
+        target.parent.mkdir(exist_ok=True)
+        run.rename(target)
+        ids[name] = run.name
+    return folder / "all", ids
+
+
+def test_compare_gives_mcnemar_p_values_that_match_a_hand_computation(runs):
+    folder, ids = runs
+    out = run_cli("compare", ids["mlp"], ids["majority"], "--runs-dir", str(folder), "--format", "json", "--resamples", "300")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    a, b = (pd.concat([pd.read_csv(folder / ids[n] / f"fold-{k}" / "predictions.csv").assign(fold=k) for k in range(5)])
+            for n in ("mlp", "majority"))
+    both = a.merge(b, on=["fold", "uid"], suffixes=("_a", "_b"))
+    right_a, right_b = both.predicted_a == both.true_a, both.predicted_b == both.true_b
+    rows = result["folds"]
+    assert [r["Fold"] for r in rows] == ["Fold 1", "Fold 2", "Fold 3", "Fold 4", "Fold 5", "Pooled"]
+    for k, row in enumerate(rows):
+        part = both.fold == k if k < 5 else both.fold >= 0
+        only_a, only_b = int((right_a & ~right_b & part).sum()), int((~right_a & right_b & part).sum())
+        assert (row["Only A right"], row["Only B right"]) == (only_a, only_b)
+        assert row["McNemar p"] == pytest.approx(mcnemar_by_hand(only_a, only_b), rel=1e-9)
+        assert row[f"Accuracy {ids['mlp']}"] == pytest.approx(right_a[part].mean())
+    # The tiny demo's test set has a handful of tracks: too few for significance, so only
+    # the interval's consistency is checked here.
+    low, high = result["interval"]
+    assert low <= result["macro_f1_difference"] <= high and low < high
+    text = run_cli("compare", ids["mlp"], ids["majority"], "--runs-dir", str(folder), "--resamples", "200")
+    assert "McNemar" in text.stdout and "macro F1, A - B: " in text.stdout
+
+
+def test_runs_split_differently_are_not_paired(runs):
+    folder, ids = runs
+    out = run_cli("compare", ids["mlp"], ids["other"], "--runs-dir", str(folder))
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"error: runs {ids['mlp']} and {ids['other']} were split differently (they differ in seed)")
+
+
+def test_a_rerun_of_a_published_system_shows_its_difference(tmp_path):
+    registry = load_registry()
+
+    def run(run_id, model, datasets, accuracy):
+        folder = RunFolder.create(tmp_path, run_id)
+        metric = {"mean": accuracy, "std": 0.01}
+        folder.write_json("summary.json", {
+            "run_id": run_id, "model": model, "feature": "mel-image", "datasets": datasets, "preset": "paper",
+            "test_size": 0.1, "folds": 5, "seed": 0, "metrics": {"accuracy": metric, "macro_f1": metric},
+        })
+        return folder
+
+    paper = run("r1", "effnetb3", ["4q", "pmemo", "emomusic", "bimodal"], 0.70)
+    demo = run("r2", "effnetb3", ["demo"], 0.70)
+    table = leaderboard(registry, [paper, demo]).set_index(["Source", "Metric"])
+    assert table.loc[("run r1", "accuracy"), "vs published"] == "+0.060 (Cazzaniga et al. 2024)"
+    # The paper's F1 has no stated averaging, and a demo run is not the paper's data.
+    assert pd.isna(table.loc[("run r1", "macro_f1"), "vs published"])
+    assert pd.isna(table.loc[("run r2", "accuracy"), "vs published"])
