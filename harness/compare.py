@@ -44,7 +44,7 @@ def mcnemar_exact(a_right: np.ndarray, b_right: np.ndarray) -> tuple[int, int, f
 
 
 def _predictions(folder: RunFolder, folds: int) -> pd.DataFrame:
-    if len(folder.fold_metrics(folds)) < folds:
+    if not all(folder.fold_done(k) for k in range(folds)):
         raise RunError(f"run {folder.run_id} is unfinished; resume it before comparing")
     parts = [pd.read_csv(folder.fold_dir(k) / "predictions.csv").assign(fold=k) for k in range(folds)]
     return pd.concat(parts, ignore_index=True)
@@ -97,7 +97,7 @@ def compare_runs(a: RunFolder, b: RunFolder, *, resamples: int = 2000, confidenc
         )
 
     tracks = merged["uid"].unique()
-    by_track = {uid: idx for uid, idx in merged.groupby("uid").indices.items()}
+    by_track = merged.groupby("uid").indices
     rng = np.random.default_rng(seed)
     gaps = []
     for _ in range(resamples):
