@@ -58,11 +58,14 @@ def decoded_duration(path: Path) -> float:
         return frames / f.samplerate
 
 
-def load_clip(path: Path, start_s: float, duration_s: float, sample_rate: int) -> np.ndarray:
+def load_clip(
+    path: Path, start_s: float, duration_s: float, sample_rate: int, *, allow_short: bool = False
+) -> np.ndarray:
     """Decode ``duration_s`` seconds from ``start_s`` as mono float32 at ``sample_rate``.
 
     Channels are averaged; resampling uses soxr's high-quality anti-aliasing filter.
-    Raises AudioError if the file yields less audio than asked for.
+    Raises AudioError if the file yields less audio than asked for, unless
+    ``allow_short``: then what there is comes back (a feature that pads says so).
     """
     import soxr
 
@@ -79,7 +82,7 @@ def load_clip(path: Path, start_s: float, duration_s: float, sample_rate: int) -
                 x = f.read(want, dtype="float32", always_2d=True)
         except Exception as exc:
             raise AudioError(path, f"cannot decode {duration_s:g} s from {start_s:g} s: {exc}") from None
-    if len(x) < want:
+    if len(x) == 0 or (len(x) < want and not allow_short):
         raise AudioError(path, f"only {len(x) / native:.2f} s decoded from {start_s:g} s, {duration_s:g} s needed")
     # Adding whole columns is several times faster than x.mean(axis=1) on frames-major data.
     mono = x[:, 0].copy()

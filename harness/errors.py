@@ -40,3 +40,7 @@ class RunError(MerBenchError):
 
 class ModelError(MerBenchError):
     """A model cannot be built, trained or loaded here (a missing library or weights file, bad input)."""
+
+
+class FeatureError(MerBenchError):
+    """A feature cannot be computed here (a missing library or weights file)."""

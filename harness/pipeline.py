@@ -126,6 +126,7 @@ def run_benchmark(
         extractor.settings_model, config.feature_settings, f"feature {extractor.name!r}"
     )
     factory.check(model_settings)
+    extractor.check(feature_settings)
     folder = RunFolder.open(runs_dir, resume) if resume else None
     if folder is not None:
         _check_resume(folder, config)

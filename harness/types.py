@@ -133,10 +133,19 @@ class LabelConverter(Protocol):
 
 @runtime_checkable
 class FeatureExtractor(Protocol):
-    """Turns one clip into an array; ``finish_dataset`` then sees all arrays of one dataset."""
+    """Turns one clip into an array; ``finish_dataset`` then sees all arrays of one dataset.
+
+    ``check`` runs once before a run reads any data, so that a missing library or
+    weights file stops the run at once with a message saying what to install.
+    """
 
     name: str
     settings_model: type[BaseModel]
+
+    def check(self, settings: Any) -> None:
+        """Raise :class:`~mer_bench.errors.FeatureError` if this feature cannot be computed here
+        with ``settings`` (a library or weights file missing), before any data is read."""
+        ...
 
     def extract(self, clip: Clip, settings: Any) -> np.ndarray: ...
 

@@ -16,22 +16,20 @@ from tests.conftest import make_distribution, run_cli
 SLOW_MODEL = """
 import time
 from mer_bench import hookimpl
-from mer_bench_plugins.models.logmel_mlp import LogmelMLP, LogmelMLPFactory
+from mer_bench_plugins.models.mlp import MLP, MLPFactory
 
-class SlowMLP(LogmelMLP):
+class SlowMLP(MLP):
     def fit(self, train, val):
         time.sleep(0.6)  # long enough for a test to stop the run between folds
         return super().fit(train, val)
 
-class SlowFactory(LogmelMLPFactory):
-    name = "slow-mlp"
-
+class SlowFactory(MLPFactory):
     def build(self, settings, n_classes, seed):
         return SlowMLP(settings, n_classes, seed)
 
 @hookimpl
 def mer_bench_models():
-    return [SlowFactory()]
+    return [SlowFactory("slow-mlp", "logmel-stats")]
 """
 TINY_RUN = ["--datasets", "demo-tiny", "--preset", "quick", "--seed", "3", "--no-progress"]
 
@@ -49,7 +47,7 @@ def test_help_starts_without_heavy_libraries():
 def test_unknown_plugin_is_one_line_and_exit_1():
     result = run_cli("run", "--model", "effnet", "--datasets", "demo", "--no-progress")
     assert result.returncode == 1
-    assert result.stderr.strip() == "error: unknown model plugin 'effnet'; known model plugins: chance, effnetb3, logmel-mlp, majority"
+    assert result.stderr.strip() == "error: unknown model plugin 'effnet'; known model plugins: chance, cnn10, cnn6, effnetb3, logmel-mlp, majority, openl3-mlp, opensmile-svm, sarkar-vgg, svm-handcrafted"
     verbose = run_cli("--verbose", "run", "--model", "effnet", "--datasets", "demo", "--no-progress")
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr
 

@@ -91,3 +91,33 @@ def test_a_rerun_of_a_published_system_shows_its_difference(tmp_path):
     # The paper's F1 has no stated averaging, and a demo run is not the paper's data.
     assert pd.isna(table.loc[("run r1", "macro_f1"), "vs published"])
     assert pd.isna(table.loc[("run r2", "accuracy"), "vs published"])
+
+
+@pytest.mark.parametrize("fmt", ["terminal", "markdown", "csv", "latex", "json"])
+def test_leaderboard_over_several_runs_renders_in_every_format(runs, fmt):
+    folder, ids = runs
+    out = run_cli("leaderboard", "--runs-dir", str(folder), "--format", fmt, env={"COLUMNS": "400"})
+    assert out.returncode == 0, out.stderr
+    published = load_registry().published
+    if fmt == "csv":
+        table = pd.read_csv(pd.io.common.StringIO(out.stdout))
+    elif fmt == "json":
+        table = pd.DataFrame(json.loads(out.stdout))
+    else:
+        for run_id in ids.values():
+            assert run_id in out.stdout
+        assert "Sung & Wei 2021" in out.stdout.replace("\\&", "&")  # LaTeX escapes the ampersand
+        if fmt == "latex":
+            assert out.stdout.count("\\begin{tabular}") == 1 and "\\toprule" in out.stdout
+        if fmt == "markdown":
+            # A header, its rule, one row per published result and two per run (accuracy, macro F1).
+            rows = [line for line in out.stdout.splitlines() if line.startswith("|")]
+            assert len(rows) == 2 + len(published) + 2 * len(ids)
+        return
+    assert len(table) == len(published) + 2 * len(ids)
+    reruns = table[table["Kind"] == "re-run"]
+    assert sorted(set(reruns["Source"])) == sorted(f"run {i}" for i in ids.values())
+    assert reruns["Std"].notna().all() and table.loc[table["Kind"] == "published", "Std"].isna().all()
+    mlp = json.loads((folder / ids["mlp"] / "summary.json").read_text())["metrics"]["accuracy"]["mean"]
+    row = reruns[(reruns["Source"] == f"run {ids['mlp']}") & (reruns["Metric"] == "accuracy")]
+    assert float(row["Value"].iloc[0]) == pytest.approx(mlp)

@@ -33,7 +33,7 @@ def test_a_non_editable_install_imports_and_runs(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
     core, plugin, builtins = json.loads(out.stdout)
     assert core.startswith(str(target)) and plugin.startswith(str(target))
-    assert "mer_bench_plugins.models.logmel_mlp" in builtins
+    assert "mer_bench_plugins.models.mlp" in builtins
     listing = subprocess.run(
         [sys.executable, "-m", "mer_bench", "plugins", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True
     )

@@ -28,6 +28,9 @@ class LogmelStats:
     name = "logmel-stats"
     settings_model = LogmelStatsSettings
 
+    def check(self, settings) -> None:
+        """Nothing to check: librosa is a core dependency."""
+
     def extract(self, clip: Clip, settings: LogmelStatsSettings) -> np.ndarray:
         import librosa
 

@@ -80,6 +80,9 @@ class MelImage:
     name = "mel-image"
     settings_model = MelImageSettings
 
+    def check(self, settings) -> None:
+        """Nothing to check: librosa and Pillow are core dependencies."""
+
     def extract(self, clip: Clip, settings: MelImageSettings) -> np.ndarray:
         y = load_clip(clip.audio_path, clip.start_s, clip.duration_s, settings.sample_rate)
         return absolute_db(y, settings).astype(np.float16)

@@ -16,10 +16,8 @@ mer-bench starts without it.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import os
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +30,7 @@ from mer_bench import hookimpl
 from mer_bench.errors import ModelError
 from mer_bench.types import FoldData
 from mer_bench_plugins.models.imagenet_weights import WeightsSource, resolve_weights
+from mer_bench_plugins.models.keras_classifier import check_tensorflow, history_records, tensorflow
 from mer_bench_plugins.models.keras_input import batches
 
 #: The head of section 4.2: (units, dropout rate) of each hidden Dense layer.
@@ -42,9 +41,7 @@ IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
 #: The smallest input keras.applications accepts for EfficientNet.
 MIN_SIZE = 32
 BACKBONE = "efficientnetb3"
-TENSORFLOW_MISSING = (
-    "effnetb3 needs TensorFlow: pip install 'mer-bench[tf-cpu]' (CPU) or 'mer-bench[gpu]' (NVIDIA GPU, Linux)"
-)
+NAME = "effnetb3"
 
 
 class EffNetB3Settings(BaseModel):
@@ -73,20 +70,6 @@ class EffNetB3Settings(BaseModel):
         return self
 
 
-def _tensorflow():
-    """TensorFlow and Keras, imported on first use, or a ModelError saying how to install them."""
-    # TensorFlow reads this once, at import; without it every run starts with oneDNN notices.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        import keras
-        import tensorflow as tf
-    except ImportError:
-        raise ModelError(TENSORFLOW_MISSING) from None
-    # Every fold builds a new network, which TensorFlow reports as "retracing" each time.
-    tf.get_logger().setLevel("ERROR")
-    return tf, keras
-
-
 def _check_input(shape: tuple[int, ...]) -> None:
     if len(shape) != 3 or shape[2] != 3 or min(shape[:2]) < MIN_SIZE:
         raise ModelError(
@@ -102,7 +85,7 @@ def build_backbone(input_shape: tuple[int, int, int], imagenet_stem: bool):
     Keras adds that layer only when it loads its own ImageNet file, so a file given by
     path must meet the same network, or its features would see wrongly scaled inputs.
     """
-    _, keras = _tensorflow()
+    _, keras = tensorflow(NAME)
     _check_input(tuple(input_shape))
     backbone = keras.applications.EfficientNetB3(include_top=False, weights=None, input_shape=tuple(input_shape))
     if not imagenet_stem:
@@ -120,7 +103,7 @@ def build_backbone(input_shape: tuple[int, int, int], imagenet_stem: bool):
 def build_network(input_shape: tuple[int, int, int], n_classes: int, weights: WeightsSource):
     """The paper's network for ``input_shape`` (300x300x3 in the paper), with the backbone's
     initial weights from ``weights``. Inputs are 0..255: the backbone rescales them itself."""
-    _, keras = _tensorflow()
+    _, keras = tensorflow(NAME)
     backbone = build_backbone(input_shape, imagenet_stem=weights.kind != "none")
     if weights.path is not None:
         try:
@@ -162,19 +145,6 @@ def _strategy(name: str, tf):
     return tf.distribute.get_strategy()
 
 
-def _records(history, phase: str, first_epoch: int) -> list[dict]:
-    logs = history.history
-    return [
-        {
-            "epoch": first_epoch + i,
-            "phase": phase,
-            **{k: float(logs[k][i]) for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
-            "kept": False,
-        }
-        for i in range(len(logs["loss"]))
-    ]
-
-
 class EffNetB3:
     """One fold's network; ``fit`` builds it, so that it is sized to the fold's images."""
 
@@ -194,7 +164,7 @@ class EffNetB3:
             )
 
     def fit(self, train: FoldData, val: FoldData) -> list[dict]:
-        tf, keras = _tensorflow()
+        tf, keras = tensorflow(NAME)
         s = self.settings
         if len(val.y) == 0:
             raise ModelError("effnetb3 stops early on the validation loss, but this fold has no validation tracks")
@@ -214,7 +184,7 @@ class EffNetB3:
         self._compile(strategy, keras)
         if warmup:
             fitted = self.network.fit(train_data, validation_data=val_data, epochs=warmup, shuffle=False, verbose=0)
-            history += _records(fitted, "frozen", 1)
+            history += history_records(fitted, "frozen", 1)
             backbone.trainable = True
             # A fresh optimiser once the backbone joins: Adam's moments for the head alone do not carry over.
             self._compile(strategy, keras)
@@ -229,7 +199,7 @@ class EffNetB3:
             verbose=0,
         )
         phase = "frozen" if s.frozen_epochs == s.epochs else "fine-tune" if warmup else "train"
-        history += _records(fitted, phase, warmup + 1)
+        history += history_records(fitted, phase, warmup + 1)
         # EarlyStopping numbers epochs from 0, counting the warm-up ones given as initial_epoch.
         history[stop.best_epoch]["kept"] = True
         return history
@@ -244,7 +214,7 @@ class EffNetB3:
 
     def save(self, folder: Path) -> None:
         """``model.keras`` (the network, without optimiser state) and ``effnetb3.json``."""
-        tf, keras = _tensorflow()
+        tf, keras = tensorflow(NAME)
         folder.mkdir(parents=True, exist_ok=True)
         # An uncompiled Model over the same layers: the optimiser's moments would triple the file.
         keras.Model(self.network.inputs, self.network.outputs, name="effnetb3").save(folder / "model.keras")
@@ -260,21 +230,20 @@ class EffNetB3:
 
 
 class EffNetB3Factory:
-    name = "effnetb3"
+    name = NAME
     feature = "mel-image"
     settings_model = EffNetB3Settings
 
     def check(self, settings: EffNetB3Settings) -> None:
         """TensorFlow importable and the initial weights present and intact (without importing TensorFlow)."""
-        if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("keras") is None:
-            raise ModelError(TENSORFLOW_MISSING)
+        check_tensorflow(NAME)
         resolve_weights(settings.weights)
 
     def build(self, settings: EffNetB3Settings, n_classes: int, seed: int) -> EffNetB3:
         return EffNetB3(settings, n_classes, seed)
 
     def load(self, folder: Path) -> EffNetB3:
-        _, keras = _tensorflow()
+        _, keras = tensorflow(NAME)
         folder = Path(folder)
         try:
             meta = json.loads((folder / "effnetb3.json").read_text(encoding="utf-8"))

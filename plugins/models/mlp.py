@@ -1,7 +1,12 @@
-"""``logmel-mlp``: the fast reference model, a small scikit-learn MLP on ``logmel-stats``.
+"""A small scikit-learn MLP on clip vectors, under two names:
+
+- ``logmel-mlp``: the fast reference model, on ``logmel-stats``;
+- ``openl3-mlp``: pretrained OpenL3 embeddings and an MLP, the best Emotion-in-Music
+  system of Koh and Dubnov (2021), on ``openl3`` (which needs weights from outside).
 
 Trained the way the deep models are: epoch by epoch on the fold's train part, with early
-stopping on the validation loss that restores the best epoch's weights.
+stopping on the validation loss that restores the best epoch's weights. Koh and Dubnov's
+MLP settings are not available here; these defaults are this module's.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from mer_bench import hookimpl
 from mer_bench.types import FoldData
 
 
-class LogmelMLPSettings(BaseModel):
+class MLPSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     hidden: list[int] = Field(default_factory=lambda: [64])
@@ -32,10 +37,10 @@ def _log_loss(proba: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-12, 1.0))))
 
 
-class LogmelMLP:
+class MLP:
     """A standardising scaler and an MLP; fitted once per fold."""
 
-    def __init__(self, settings: LogmelMLPSettings, n_classes: int, seed: int):
+    def __init__(self, settings: MLPSettings, n_classes: int, seed: int):
         self.settings = settings
         self.n_classes = n_classes
         self.seed = seed
@@ -89,25 +94,27 @@ class LogmelMLP:
             pickle.dump({"scaler": self.scaler, "net": self.net, "settings": self.settings.model_dump()}, f)
 
 
-class LogmelMLPFactory:
-    name = "logmel-mlp"
-    feature = "logmel-stats"
-    settings_model = LogmelMLPSettings
+class MLPFactory:
+    settings_model = MLPSettings
 
-    def check(self, settings: LogmelMLPSettings) -> None:
+    def __init__(self, name: str, feature: str):
+        self.name = name
+        self.feature = feature
+
+    def check(self, settings: MLPSettings) -> None:
         """Nothing to check: scikit-learn is a core dependency."""
 
-    def build(self, settings: LogmelMLPSettings, n_classes: int, seed: int) -> LogmelMLP:
-        return LogmelMLP(settings, n_classes, seed)
+    def build(self, settings: MLPSettings, n_classes: int, seed: int) -> MLP:
+        return MLP(settings, n_classes, seed)
 
-    def load(self, folder: Path) -> LogmelMLP:
+    def load(self, folder: Path) -> MLP:
         with open(Path(folder) / "model.pkl", "rb") as f:
             state = pickle.load(f)
-        model = LogmelMLP(LogmelMLPSettings(**state["settings"]), len(state["net"].classes_), seed=0)
+        model = MLP(MLPSettings(**state["settings"]), len(state["net"].classes_), seed=0)
         model.scaler, model.net = state["scaler"], state["net"]
         return model
 
 
 @hookimpl
 def mer_bench_models():
-    return [LogmelMLPFactory()]
+    return [MLPFactory("logmel-mlp", "logmel-stats"), MLPFactory("openl3-mlp", "openl3")]

@@ -1,0 +1,59 @@
+"""``compare-functionals``: the openSMILE ComParE 2016 functionals (6,373 values per clip).
+
+The feature set PMEmo (Zhang et al. 2018) ships as its static baseline features
+(``static_features.csv``), here computed on the run's prepared clip so that every model
+sees the same audio. Needs the ``opensmile`` package (``pip install 'mer-bench[opensmile]'``),
+whose wheel bundles the openSMILE library and the ComParE configuration: nothing is
+downloaded.
+
+Assumption: 44100 Hz input (PMEmo's audio rate); the clip is resampled to it by soxr
+before openSMILE sees it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from mer_bench import hookimpl
+from mer_bench.audio import load_clip
+from mer_bench.errors import FeatureError
+from mer_bench.types import Clip
+
+OPENSMILE_MISSING = "compare-functionals needs openSMILE: pip install 'mer-bench[opensmile]'"
+
+
+class CompareSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sample_rate: int = Field(44100, gt=0)
+
+
+class CompareFunctionals:
+    name = "compare-functionals"
+    settings_model = CompareSettings
+
+    def check(self, settings: CompareSettings) -> None:
+        """The ``opensmile`` package importable (without importing it)."""
+        if importlib.util.find_spec("opensmile") is None:
+            raise FeatureError(OPENSMILE_MISSING)
+
+    def extract(self, clip: Clip, settings: CompareSettings) -> np.ndarray:
+        import opensmile
+
+        smile = opensmile.Smile(
+            feature_set=opensmile.FeatureSet.ComParE_2016, feature_level=opensmile.FeatureLevel.Functionals
+        )
+        y = load_clip(clip.audio_path, clip.start_s, clip.duration_s, settings.sample_rate)
+        return smile.process_signal(y, settings.sample_rate).to_numpy(dtype=np.float32).reshape(-1)
+
+    def finish_dataset(self, arrays: np.ndarray, settings: CompareSettings) -> np.ndarray:
+        # Functionals are per clip; the classifier scales them with training statistics.
+        return arrays
+
+
+@hookimpl
+def mer_bench_feature_extractors():
+    return [CompareFunctionals()]

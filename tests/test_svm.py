@@ -1,0 +1,149 @@
+"""svm-handcrafted and opensmile-svm: the descriptors, the fold-internal tuning, and runs."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mer_bench.errors import ModelError
+from mer_bench.types import Clip, FoldData
+from mer_bench_plugins.features.handcrafted import Handcrafted, HandcraftedSettings, key_strengths
+from mer_bench_plugins.models.svm import SVMFactory, SVMSettings
+from tests.conftest import run_cli
+
+SR = 22050
+FACTORY = SVMFactory("svm-handcrafted", "handcrafted")
+SMALL_GRID = SVMSettings(c_grid=[0.1, 1.0, 10.0, 100.0], gamma_grid=[0.001, 0.01, 0.1], inner_folds=3)
+
+
+def clusters(n: int, seed: int, dims: int = 30, noise: float = 1.0) -> FoldData:
+    """Four quadrant clusters in ``dims`` dimensions, only 3 of which carry the class."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 4
+    centres = np.array([[2, 2, 2], [2, -2, -2], [-2, -2, 2], [-2, 2, -2]], dtype=float)
+    x = rng.normal(0, noise, (n, dims))
+    x[:, :3] += centres[y]
+    x[:, 3:] *= 50  # unscaled nuisance dimensions: the scaler must deal with them
+    return FoldData(x.astype(np.float32), y, [str(i) for i in range(n)])
+
+
+def test_learns_a_learnable_problem_well_above_chance(tmp_path):
+    model = FACTORY.build(SMALL_GRID, 4, seed=0)
+    history = model.fit(clusters(120, 0), clusters(40, 1))
+    test = clusters(200, 2)
+    proba = model.predict_proba(test.x)
+    assert proba.shape == (200, 4) and np.allclose(proba.sum(axis=1), 1)
+    assert (proba.argmax(axis=1) == test.y).mean() > 0.8  # chance is 0.25
+    (record,) = history
+    assert record["kept"] and record["C"] in SMALL_GRID.c_grid and record["gamma"] in SMALL_GRID.gamma_grid
+    assert record["val_accuracy"] > 0.7
+    model.save(tmp_path / "m")
+    np.testing.assert_array_equal(FACTORY.load(tmp_path / "m").predict_proba(test.x), proba)
+
+
+def test_c_and_gamma_are_tuned_on_the_training_part_alone():
+    train = clusters(80, 3, noise=1.5)
+    chosen = []
+    for val_seed in (4, 5):
+        val = clusters(40, val_seed)
+        val.y = np.random.default_rng(val_seed).permutation(val.y)  # any labels at all
+        model = FACTORY.build(SMALL_GRID, 4, seed=0)
+        history = model.fit(train, val)
+        chosen.append((history[0]["C"], history[0]["gamma"], model.predict_proba(train.x)))
+    assert chosen[0][:2] == chosen[1][:2]
+    np.testing.assert_array_equal(chosen[0][2], chosen[1][2])
+
+
+def test_feature_selection_keeps_k_features_and_too_few_tracks_are_refused():
+    model = FACTORY.build(SMALL_GRID.model_copy(update={"select_k": 3}), 4, seed=0)
+    model.fit(clusters(80, 6), clusters(20, 7))
+    assert model.pipeline.named_steps["select"].get_support().sum() == 3
+    # The three informative dimensions are the ones kept.
+    assert sorted(np.flatnonzero(model.pipeline.named_steps["select"].get_support())) == [0, 1, 2]
+    with pytest.raises(ModelError, match="at least 3 training tracks of every quadrant"):
+        FACTORY.build(SMALL_GRID, 4, seed=0).fit(clusters(8, 0), clusters(4, 1))
+
+
+def write(path, y):
+    sf.write(str(path), y.astype(np.float32), SR)
+    return Clip("t/x", "t", path, 0.0, len(y) / SR)
+
+
+def test_handcrafted_descriptors_measure_tempo_dynamics_and_mode(tmp_path):
+    t = np.arange(12 * SR) / SR
+    # Clicks at 120 BPM: short decaying noise bursts every 0.5 s.
+    clicks = np.zeros_like(t)
+    burst = np.random.default_rng(0).normal(0, 0.5, 400) * np.exp(-np.arange(400) / 60)
+    for start in range(0, len(t) - 400, SR // 2):
+        clicks[start : start + 400] += burst
+    extractor, settings = Handcrafted(), HandcraftedSettings()
+    values = extractor.extract(write(tmp_path / "clicks.wav", clicks), settings)
+    assert values.shape == (4 * (2 * 20 + 31) + 10,) and np.isfinite(values).all()
+    tempo, low_energy = values[-10], values[-5]
+    assert tempo == pytest.approx(120, rel=0.05)
+    assert low_energy > 0.7  # silent between the clicks
+
+    def chord(midis):
+        return sum(0.2 * np.sin(2 * np.pi * 440 * 2 ** ((m - 69) / 12) * t) for m in midis)
+
+    major = extractor.extract(write(tmp_path / "major.wav", chord([60, 64, 67, 72])), settings)
+    minor = extractor.extract(write(tmp_path / "minor.wav", chord([57, 60, 64, 69])), settings)
+    assert major[-2] > 0 > minor[-2]  # the mode value: major minus minor key strength
+    silence = extractor.extract(write(tmp_path / "silence.wav", np.zeros(4 * SR)), settings)
+    assert np.isfinite(silence).all()
+
+
+def test_key_strengths_find_the_profile_in_any_key():
+    from mer_bench_plugins.features.handcrafted import KK_MAJOR, KK_MINOR
+
+    assert key_strengths(np.roll(KK_MAJOR, 5))[0] == pytest.approx(1.0)
+    assert key_strengths(np.roll(KK_MINOR, 9))[1] == pytest.approx(1.0)
+    assert key_strengths(np.ones(12)) == (0.0, 0.0)
+
+
+def test_compare_functionals_are_the_6373_compare_values(tmp_path):
+    pytest.importorskip("opensmile")
+    from mer_bench_plugins.features.compare_functionals import CompareFunctionals, CompareSettings
+
+    t = np.arange(3 * SR) / SR
+    values = CompareFunctionals().extract(write(tmp_path / "tone.wav", 0.3 * np.sin(2 * np.pi * 220 * t)), CompareSettings())
+    assert values.shape == (6373,) and np.isfinite(values).all()
+
+
+def test_svm_handcrafted_run_through_the_cli(tiny_site, tmp_path):
+    """The quick preset's settings on the tiny demo, two folds, 10 s clips to keep it short."""
+    config = tmp_path / "run.toml"
+    config.write_text("clip_seconds = 10.0\n")
+    runs = tmp_path / "runs"
+    result = run_cli(
+        "run", "--model", "svm-handcrafted", "--datasets", "demo-tiny", "--preset", "quick", "--folds", "2",
+        "--config", str(config), "--no-progress", "--runs-dir", str(runs), site=tiny_site,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = runs.iterdir()
+    for fold in (0, 1):
+        history = (run / f"fold-{fold}" / "history.csv").read_text().splitlines()
+        assert history[0].startswith("epoch,inner_cv_macro_f1,C,gamma")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["feature"] == "handcrafted"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["model"]["settings"]["inner_folds"] == 3  # from the quick preset
+
+
+def test_openl3_mlp_is_unavailable_until_package_and_weights_are_there(tiny_site, tmp_path):
+    """Never random weights: the run stops before reading data and says what to put where."""
+    args = ("run", "--model", "openl3-mlp", "--datasets", "demo-tiny", "--no-progress", "--runs-dir", str(tmp_path / "runs"))
+    no_package = run_cli(*args, site=tiny_site)
+    assert no_package.returncode == 1
+    assert no_package.stderr.startswith("error: the openl3 feature needs the openl3 package, which cannot be installed offline")
+    # With a package present (a stand-in here), the missing weights file is named, with its source.
+    (tiny_site / "openl3").mkdir()
+    (tiny_site / "openl3" / "__init__.py").write_text("")
+    no_weights = run_cli(*args, site=tiny_site, env={"MER_BENCH_WEIGHTS": str(tmp_path / "weights")})
+    assert no_weights.returncode == 1
+    expected = tmp_path / "weights" / "openl3_audio_mel256_music.h5"
+    assert no_weights.stderr.startswith(f"error: OpenL3 weights not found at {expected}: download ")
+    assert "https://github.com/marl/openl3/raw/models/openl3_audio_mel256_music-v0_4_0.h5.gz" in no_weights.stderr
+    assert len(no_weights.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
