@@ -123,7 +123,8 @@ def feature_versions(plugins: PluginSet, name: str) -> dict[str, str]:
 def _ensure_cached(extractor, settings, settings_json, versions, cache_root, job: tuple[Clip, str | None]):
     """Hash (if needed), key, and extract one clip unless cached; returns (key, outcome, message).
 
-    ``outcome`` is ``hit``, ``computed``, ``decode-error`` or ``audio-missing``. Run in a
+    ``outcome`` is ``hit``, ``computed``, ``decode-error``, ``audio-missing`` or
+    ``non-finite-features`` (NaN or infinity, never cached or passed on). Run in a
     worker, so that hashing the audio happens in parallel too.
     """
     clip, digest = job
@@ -139,6 +140,8 @@ def _ensure_cached(extractor, settings, settings_json, versions, cache_root, job
         array = np.asarray(extractor.extract(clip, settings))
     except AudioError as exc:
         return key, "decode-error", str(exc)
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+        return key, "non-finite-features", f"{clip.audio_path}: {extractor.name} gave NaN or infinite values"
     cache.put(extractor.name, key, array)
     return key, "computed", ""
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import TypeVar
 
 from mer_bench.progress import SILENT, Progress
+
+#: Libraries whose threads do not survive a fork: a forked worker of a process that has
+#: loaded one can deadlock on its first call into it.
+FORK_UNSAFE = ("tensorflow", "torch", "jax")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -19,6 +25,14 @@ def _init_worker() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+
+
+def _context():
+    """``fork`` (workers inherit what the parent loaded), or ``forkserver`` once the parent
+    has loaded a library that cannot be forked, such as TensorFlow for an embedding."""
+    if any(name in sys.modules for name in FORK_UNSAFE):
+        return multiprocessing.get_context("forkserver")
+    return multiprocessing.get_context("fork")
 
 
 def run_parallel(
@@ -40,7 +54,7 @@ def run_parallel(
         # The first item runs here: it loads the libraries fn needs (and their JIT caches)
         # once, before the fork, instead of once in every worker.
         yield items[0], fn(items[0])
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, mp_context=_context()) as pool:
             futures = {pool.submit(fn, item): item for item in items[1:]}
             for future in as_completed(futures):
                 yield futures[future], future.result()

@@ -150,6 +150,39 @@ def test_worker_processes_give_the_same_features_and_report_a_corrupt_file(tmp_p
     assert excluded.reason == "decode-error" and "bad.mp3" in excluded.detail
 
 
+class LoudnessOrNaN:
+    """A feature that is NaN for loud clips, as musicnn's float16 spectrogram overflows."""
+
+    name = "loudness-or-nan"
+    settings_model = MelImageSettings
+
+    def check(self, settings) -> None:
+        """Nothing to check."""
+
+    def extract(self, clip, settings) -> np.ndarray:
+        from mer_bench.audio import load_clip
+
+        peak = float(np.abs(load_clip(clip.audio_path, clip.start_s, clip.duration_s, 8000)).max())
+        return np.array([np.nan if peak > 0.5 else peak])
+
+    def finish_dataset(self, arrays, settings):
+        return arrays
+
+
+def test_nan_features_exclude_their_clip_with_a_reason_and_are_not_cached(tmp_path):
+    tracks = table(tmp_path, ["quiet.wav", "loud.wav"], ["a", "a"], [0.0, 0.0])
+    sf.write(str(tmp_path / "loud.wav"), sine(440.0, 0.9), 22050)
+    tracks["clip_seconds"] = 0.5
+    cache = FeatureCache(tmp_path / "c")
+    for _ in range(2):  # the second time, the NaN clip is computed (and excluded) again
+        features = extract_features(tracks, LoudnessOrNaN(), MelImageSettings(), cache=cache, jobs=1)
+        assert features.uids == ["a/0"] and np.isfinite(features.x).all()
+        (excluded,) = features.excluded
+        assert (excluded.track_id, excluded.stage, excluded.reason) == ("1", "features", "non-finite-features")
+        assert "loudness-or-nan gave NaN or infinite values" in excluded.detail
+    assert features.counts == {"hits": 1, "computed": 0, "failed": 1}
+
+
 def sine(freq, amplitude, seconds=2.0, sr=22050):
     t = np.arange(int(seconds * sr)) / sr
     return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)

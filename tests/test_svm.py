@@ -130,20 +130,3 @@ def test_svm_handcrafted_run_through_the_cli(tiny_site, tmp_path):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["model"]["settings"]["inner_folds"] == 3  # from the quick preset
 
-
-def test_openl3_mlp_is_unavailable_until_package_and_weights_are_there(tiny_site, tmp_path):
-    """Never random weights: the run stops before reading data and says what to put where."""
-    args = ("run", "--model", "openl3-mlp", "--datasets", "demo-tiny", "--no-progress", "--runs-dir", str(tmp_path / "runs"))
-    no_package = run_cli(*args, site=tiny_site)
-    assert no_package.returncode == 1
-    assert no_package.stderr.startswith("error: the openl3 feature needs the openl3 package, which cannot be installed offline")
-    # With a package present (a stand-in here), the missing weights file is named, with its source.
-    (tiny_site / "openl3").mkdir()
-    (tiny_site / "openl3" / "__init__.py").write_text("")
-    no_weights = run_cli(*args, site=tiny_site, env={"MER_BENCH_WEIGHTS": str(tmp_path / "weights")})
-    assert no_weights.returncode == 1
-    expected = tmp_path / "weights" / "openl3_audio_mel256_music.h5"
-    assert no_weights.stderr.startswith(f"error: OpenL3 weights not found at {expected}: download ")
-    assert "https://github.com/marl/openl3/raw/models/openl3_audio_mel256_music-v0_4_0.h5.gz" in no_weights.stderr
-    assert len(no_weights.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "runs").exists()

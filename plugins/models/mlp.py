@@ -2,7 +2,8 @@
 
 - ``logmel-mlp``: the fast reference model, on ``logmel-stats``;
 - ``openl3-mlp``: pretrained OpenL3 embeddings and an MLP, the best Emotion-in-Music
-  system of Koh and Dubnov (2021), on ``openl3`` (which needs weights from outside).
+  system of Koh and Dubnov (2021), on ``openl3`` (which needs weights from outside);
+- ``musicnn-mlp``: the same on ``musicnn`` embeddings, which install offline (an extra).
 
 Trained the way the deep models are: epoch by epoch on the fold's train part, with early
 stopping on the validation loss that restores the best epoch's weights. Koh and Dubnov's
@@ -117,4 +118,8 @@ class MLPFactory:
 
 @hookimpl
 def mer_bench_models():
-    return [MLPFactory("logmel-mlp", "logmel-stats"), MLPFactory("openl3-mlp", "openl3")]
+    return [
+        MLPFactory("logmel-mlp", "logmel-stats"),
+        MLPFactory("openl3-mlp", "openl3"),
+        MLPFactory("musicnn-mlp", "musicnn"),
+    ]
