@@ -91,7 +91,7 @@ def test_duplicate_names_are_an_error_naming_both_sources(site):
 
 def test_unknown_names_list_the_known_ones():
     plugins = load_plugins(BUILTINS, entry_points=False)
-    with pytest.raises(UnknownPluginError, match=r"unknown model plugin 'effnet'; known model plugins: chance, cnn10, cnn6, effnetb3, logmel-mlp, majority, openl3-mlp, opensmile-svm, sarkar-vgg, svm-handcrafted"):
+    with pytest.raises(UnknownPluginError, match=r"unknown model plugin 'effnet'; known model plugins: chance, cnn10, cnn6, effnetb3, logmel-mlp, majority, musicnn-mlp, openl3-mlp, opensmile-svm, sarkar-vgg, svm-handcrafted"):
         plugins.model("effnet")
 
 

@@ -1,6 +1,10 @@
 """svm-handcrafted and opensmile-svm: the descriptors, the fold-internal tuning, and runs."""
 
+import importlib.util
 import json
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -102,13 +106,30 @@ def test_key_strengths_find_the_profile_in_any_key():
     assert key_strengths(np.ones(12)) == (0.0, 0.0)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("opensmile") is None, reason="needs mer-bench[opensmile]")
 def test_compare_functionals_are_the_6373_compare_values(tmp_path):
-    pytest.importorskip("opensmile")
+    # Not importorskip: importing opensmile here would bypass the extractor's own import,
+    # the one that keeps it apart from TensorFlow.
     from mer_bench_plugins.features.compare_functionals import CompareFunctionals, CompareSettings
 
     t = np.arange(3 * SR) / SR
-    values = CompareFunctionals().extract(write(tmp_path / "tone.wav", 0.3 * np.sin(2 * np.pi * 220 * t)), CompareSettings())
+    clip = write(tmp_path / "tone.wav", 0.3 * np.sin(2 * np.pi * 220 * t))
+    values = CompareFunctionals().extract(clip, CompareSettings())
     assert values.shape == (6373,) and np.isfinite(values).all()
+
+    # openSMILE loaded after TensorFlow used to corrupt the heap; in its own process so that
+    # a regression fails this test instead of killing the test worker.
+    np.save(tmp_path / "expected.npy", values)
+    code = textwrap.dedent(f"""
+        import numpy as np, tensorflow
+        from mer_bench.types import Clip
+        from mer_bench_plugins.features.compare_functionals import CompareFunctionals, CompareSettings
+        values = CompareFunctionals().extract(Clip("t/x", "t", {str(clip.audio_path)!r}, 0.0, 3.0), CompareSettings())
+        print(np.array_equal(values, np.load({str(tmp_path / "expected.npy")!r})))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["True"]
 
 
 def test_svm_handcrafted_run_through_the_cli(tiny_site, tmp_path):

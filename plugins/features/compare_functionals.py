@@ -12,7 +12,11 @@ before openSMILE sees it.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
+import os
+import sys
+from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +27,28 @@ from mer_bench.errors import FeatureError
 from mer_bench.types import Clip
 
 OPENSMILE_MISSING = "compare-functionals needs openSMILE: pip install 'mer-bench[opensmile]'"
+
+
+def import_opensmile():
+    """The ``opensmile`` module, its bundled library bound to its own symbols first.
+
+    TensorFlow loads its core with ``RTLD_GLOBAL``. ``libSMILEapi.so`` loaded after it binds
+    some of its symbols to TensorFlow's copies and corrupts the heap on the first signal
+    ("malloc(): invalid size"). Loading it once with ``RTLD_DEEPBIND`` before ``opensmile``
+    does makes it prefer its own symbols; the later load by ``opensmile`` gets the same
+    handle. The features are identical to those of a process without TensorFlow.
+    """
+    if "opensmile" not in sys.modules and hasattr(os, "RTLD_DEEPBIND"):
+        spec = importlib.util.find_spec("opensmile")
+        if spec is not None and spec.origin is not None:
+            for library in Path(spec.origin).parent.glob("core/bin/*/libSMILEapi.so"):
+                try:
+                    ctypes.CDLL(str(library), mode=os.RTLD_LOCAL | os.RTLD_DEEPBIND)
+                except OSError:
+                    continue  # another platform's build: opensmile picks its own
+    import opensmile
+
+    return opensmile
 
 
 class CompareSettings(BaseModel):
@@ -41,8 +67,7 @@ class CompareFunctionals:
             raise FeatureError(OPENSMILE_MISSING)
 
     def extract(self, clip: Clip, settings: CompareSettings) -> np.ndarray:
-        import opensmile
-
+        opensmile = import_opensmile()
         smile = opensmile.Smile(
             feature_set=opensmile.FeatureSet.ComParE_2016, feature_level=opensmile.FeatureLevel.Functionals
         )

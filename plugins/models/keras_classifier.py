@@ -185,14 +185,28 @@ class KerasClassifier:
         (folder / "keras-model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
-def load_classifier(recipe: KerasRecipe, settings_model: type[KerasSettings], folder: Path) -> KerasClassifier:
-    """The classifier :meth:`KerasClassifier.save` wrote to ``folder``."""
-    _, keras = tensorflow(recipe.name)
-    folder = Path(folder)
-    try:
-        meta = json.loads((folder / "keras-model.json").read_text(encoding="utf-8"))
-        network = keras.models.load_model(folder / "model.keras", compile=False)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load the {recipe.name} model saved in {folder}: {exc}") from None
-    settings = settings_model.model_validate(meta["settings"])
-    return KerasClassifier(recipe, settings, meta["n_classes"], meta["seed"], network)
+class KerasFactory:
+    """The model-factory half of a Keras baseline: a subclass is a :class:`KerasRecipe` with
+    ``name``, ``feature``, ``settings_model`` (a :class:`KerasSettings`) and ``segmented``."""
+
+    name: str
+    settings_model: type[KerasSettings]
+
+    def check(self, settings: KerasSettings) -> None:
+        """TensorFlow importable (without importing it)."""
+        check_tensorflow(self.name)
+
+    def build(self, settings: KerasSettings, n_classes: int, seed: int) -> KerasClassifier:
+        return KerasClassifier(self, settings, n_classes, seed)
+
+    def load(self, folder: Path) -> KerasClassifier:
+        """The classifier :meth:`KerasClassifier.save` wrote to ``folder``."""
+        _, keras = tensorflow(self.name)
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / "keras-model.json").read_text(encoding="utf-8"))
+            network = keras.models.load_model(folder / "model.keras", compile=False)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load the {self.name} model saved in {folder}: {exc}") from None
+        settings = self.settings_model.model_validate(meta["settings"])
+        return KerasClassifier(self, settings, meta["n_classes"], meta["seed"], network)

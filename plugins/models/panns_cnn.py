@@ -34,12 +34,7 @@ from pathlib import Path
 from pydantic import Field
 
 from mer_bench import hookimpl
-from mer_bench_plugins.models.keras_classifier import (
-    KerasClassifier,
-    KerasSettings,
-    check_tensorflow,
-    load_classifier,
-)
+from mer_bench_plugins.models.keras_classifier import KerasClassifier, KerasFactory, KerasSettings
 
 CHANNELS = (64, 128, 256, 512)
 EMBEDDING = 512
@@ -57,7 +52,7 @@ class PannsSettings(KerasSettings):
     width: float = Field(1.0, gt=0, description="multiplies every block's channels and the Dense layer's units")
 
 
-class PannsCNN:
+class PannsCNN(KerasFactory):
     """CNN-6 (one 5x5 convolution per block) or CNN-10 (two 3x3 convolutions per block)."""
 
     feature = "panns-logmel"
@@ -111,17 +106,10 @@ class PannsCNN:
         )
         return keras.optimizers.Adam(learning_rate=schedule)
 
-    def check(self, settings: PannsSettings) -> None:
-        """TensorFlow importable (without importing it)."""
-        check_tensorflow(self.name)
-
-    def build(self, settings: PannsSettings, n_classes: int, seed: int) -> KerasClassifier:
-        return KerasClassifier(self, settings, n_classes, seed)
-
     def load(self, folder: Path) -> KerasClassifier:
         import mer_bench_plugins.models.spec_augment  # noqa: F401  registers SpecAugment for loading
 
-        return load_classifier(self, PannsSettings, folder)
+        return super().load(folder)
 
 
 @hookimpl

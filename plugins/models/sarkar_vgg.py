@@ -27,17 +27,10 @@ Assumptions, each a setting where it can vary:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field
 
 from mer_bench import hookimpl
-from mer_bench_plugins.models.keras_classifier import (
-    KerasClassifier,
-    KerasSettings,
-    check_tensorflow,
-    load_classifier,
-)
+from mer_bench_plugins.models.keras_classifier import KerasFactory, KerasSettings
 
 #: (filters, pool size, dropout after the pool) of each convolution, None: no pool yet.
 CONVOLUTIONS = ((64, None, 0.0), (64, 2, 0.0), (64, None, 0.0), (64, 2, 0.0), (128, 3, 0.25), (256, 3, 0.25), (256, 3, 0.25))
@@ -56,7 +49,7 @@ def _scaled(units: int, width: float) -> int:
     return max(1, round(units * width))
 
 
-class SarkarVGG:
+class SarkarVGG(KerasFactory):
     name = "sarkar-vgg"
     feature = "mel-segments"
     settings_model = SarkarSettings
@@ -83,16 +76,6 @@ class SarkarVGG:
 
     def optimizer(self, settings: SarkarSettings, steps_per_epoch: int, keras):
         return keras.optimizers.Adam(learning_rate=settings.learning_rate)
-
-    def check(self, settings: SarkarSettings) -> None:
-        """TensorFlow importable (without importing it)."""
-        check_tensorflow(self.name)
-
-    def build(self, settings: SarkarSettings, n_classes: int, seed: int) -> KerasClassifier:
-        return KerasClassifier(self, settings, n_classes, seed)
-
-    def load(self, folder: Path) -> KerasClassifier:
-        return load_classifier(self, SarkarSettings, folder)
 
 
 @hookimpl
