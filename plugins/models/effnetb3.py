@@ -30,7 +30,7 @@ from mer_bench import hookimpl
 from mer_bench.errors import ModelError
 from mer_bench.types import FoldData
 from mer_bench_plugins.models.imagenet_weights import WeightsSource, resolve_weights
-from mer_bench_plugins.models.keras_classifier import check_tensorflow, history_records, tensorflow
+from mer_bench_plugins.models.keras_classifier import check_tensorflow, history_records, read_saved, tensorflow
 from mer_bench_plugins.models.keras_input import batches
 
 #: The head of section 4.2: (units, dropout rate) of each hidden Dense layer.
@@ -243,13 +243,7 @@ class EffNetB3Factory:
         return EffNetB3(settings, n_classes, seed)
 
     def load(self, folder: Path) -> EffNetB3:
-        _, keras = tensorflow(NAME)
-        folder = Path(folder)
-        try:
-            meta = json.loads((folder / "effnetb3.json").read_text(encoding="utf-8"))
-            network = keras.models.load_model(folder / "model.keras", compile=False)
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot load the effnetb3 model saved in {folder}: {exc}") from None
+        meta, network = read_saved(NAME, folder, "effnetb3.json")
         source = meta.get("weights")
         weights = WeightsSource(source["kind"], Path(source["path"]) if source["path"] else None, source["md5"]) if source else None
         settings = EffNetB3Settings.model_validate(meta["settings"])

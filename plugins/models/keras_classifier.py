@@ -185,6 +185,18 @@ class KerasClassifier:
         (folder / "keras-model.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
+def read_saved(name: str, folder: Path, meta_file: str) -> tuple[dict, Any]:
+    """The metadata JSON and the Keras network a model saved in ``folder``; ModelError if unreadable."""
+    _, keras = tensorflow(name)
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / meta_file).read_text(encoding="utf-8"))
+        network = keras.models.load_model(folder / "model.keras", compile=False)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load the {name} model saved in {folder}: {exc}") from None
+    return meta, network
+
+
 class KerasFactory:
     """The model-factory half of a Keras baseline: a subclass is a :class:`KerasRecipe` with
     ``name``, ``feature``, ``settings_model`` (a :class:`KerasSettings`) and ``segmented``."""
@@ -201,12 +213,6 @@ class KerasFactory:
 
     def load(self, folder: Path) -> KerasClassifier:
         """The classifier :meth:`KerasClassifier.save` wrote to ``folder``."""
-        _, keras = tensorflow(self.name)
-        folder = Path(folder)
-        try:
-            meta = json.loads((folder / "keras-model.json").read_text(encoding="utf-8"))
-            network = keras.models.load_model(folder / "model.keras", compile=False)
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot load the {self.name} model saved in {folder}: {exc}") from None
+        meta, network = read_saved(self.name, folder, "keras-model.json")
         settings = self.settings_model.model_validate(meta["settings"])
         return KerasClassifier(self, settings, meta["n_classes"], meta["seed"], network)
