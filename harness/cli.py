@@ -213,12 +213,13 @@ def datasets_verify(state: State, names, datasets_, data_dir, config_file, as_js
 @click.option("--resume", "resume", metavar="RUN_ID", help="Continue an interrupted run at its first unfinished fold.")
 @click.option("--runs-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_RUNS", default="runs", show_default=True)
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--no-figures", is_flag=True, help="Do not draw the run's figures at the end.")
 @click.pass_obj
 def run(
     state: State, model, datasets_, data_dir, config_file, preset, seed, folds, epochs, set_, mixed_precision, jobs,
-    resume, runs_dir, no_progress,
+    resume, runs_dir, no_progress, no_figures,
 ) -> None:
-    """Run a model on datasets under the protocol, then print Tables 3, 4 and 5."""
+    """Run a model on datasets under the protocol, print Tables 3, 4 and 5, and draw its figures."""
     from mer_bench.config import build_config, resume_config
     from mer_bench.pipeline import run_benchmark
     from mer_bench.progress import Progress
@@ -254,6 +255,19 @@ def run(
     print_table(table3(folder), "terminal", "Table 3: test-set scores of each fold's model")
     print_table(table4(folder), "terminal", "Table 4: per-class scores, mean over folds")
     print_table(leaderboard(registry, [folder]), "terminal", "Table 5: published results and this run")
+    if not no_figures:
+        _draw_figures(folder, ("png",))
+
+
+def _draw_figures(folder, formats: tuple[str, ...]) -> None:
+    """Draw a run's figures and say where they went and which could not be drawn."""
+    from mer_bench.figures import save_figures
+
+    drawn = save_figures(folder, formats)
+    click.echo(f"figures: {sum(bool(d.paths) for d in drawn)} drawn in {folder.path / 'figures'}")
+    for d in drawn:
+        if d.unavailable:
+            click.echo(f"  {d.name}: not drawn, {d.unavailable}")
 
 
 def _model_settings(pairs: tuple[str, ...], epochs: int | None, mixed_precision: bool) -> dict:
@@ -385,13 +399,19 @@ def cache_clear(yes: bool) -> None:
 @click.argument("run_id")
 @click.option("--runs-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_RUNS", default="runs", show_default=True)
 @click.option("--format", "fmt", type=FORMAT, default="terminal", show_default=True)
+@click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), help="Write one self-contained HTML report (tables and figures) instead.")
 @click.pass_obj
-def report(state: State, run_id: str, runs_dir: Path, fmt: str) -> None:
-    """Print Table 3 (per fold) and Table 4 (per class) of a run."""
+def report(state: State, run_id: str, runs_dir: Path, fmt: str, html_file: Path | None) -> None:
+    """Print Table 3 (per fold) and Table 4 (per class) of a run, or write its HTML report."""
     from mer_bench.report import print_table, table3, table4
     from mer_bench.results import RunFolder
 
     folder = RunFolder.open(runs_dir, run_id)
+    if html_file is not None:
+        from mer_bench.html_report import run_report_html
+
+        _write_html(html_file, run_report_html(folder))
+        return
     if fmt == "json":
         click.echo(
             json.dumps(
@@ -414,14 +434,39 @@ def report(state: State, run_id: str, runs_dir: Path, fmt: str) -> None:
 @click.argument("run_ids", nargs=-1)
 @click.option("--runs-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_RUNS", default="runs", show_default=True)
 @click.option("--format", "fmt", type=FORMAT, default="terminal", show_default=True)
+@click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), help="Write one self-contained HTML page (table and figures) instead.")
 @click.pass_obj
-def leaderboard_cmd(state: State, run_ids: tuple[str, ...], runs_dir: Path, fmt: str) -> None:
+def leaderboard_cmd(state: State, run_ids: tuple[str, ...], runs_dir: Path, fmt: str, html_file: Path | None) -> None:
     """Compare published results with re-runs (all finished runs unless RUN_IDs are given)."""
     from mer_bench.report import completed_runs, leaderboard, print_table
     from mer_bench.results import RunFolder
 
     folders = [RunFolder.open(runs_dir, r) for r in run_ids] if run_ids else completed_runs(runs_dir)
-    print_table(leaderboard(state.registry(), folders), fmt, "Table 5: published results and re-runs")
+    table = leaderboard(state.registry(), folders)
+    if html_file is not None:
+        from mer_bench.html_report import leaderboard_html
+
+        _write_html(html_file, leaderboard_html(table, "Table 5: published results and re-runs"))
+        return
+    print_table(table, fmt, "Table 5: published results and re-runs")
+
+
+def _write_html(path: Path, html: str) -> None:
+    from mer_bench.atomic import atomic_write
+
+    atomic_write(path, html.encode("utf-8"))
+    click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--runs-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_RUNS", default="runs", show_default=True)
+@click.option("--svg", is_flag=True, help="Write SVG beside each PNG.")
+def figures(run_id: str, runs_dir: Path, svg: bool) -> None:
+    """Draw (again) a run's figures into its figures/ folder."""
+    from mer_bench.results import RunFolder
+
+    _draw_figures(RunFolder.open(runs_dir, run_id), ("png", "svg") if svg else ("png",))
 
 
 @cli.command()

@@ -44,3 +44,7 @@ class ModelError(MerBenchError):
 
 class FeatureError(MerBenchError):
     """A feature cannot be computed here (a missing library or weights file)."""
+
+
+class FigureUnavailable(MerBenchError):
+    """A run cannot show a figure (a model with no per-epoch loss, a feature that is not an image)."""

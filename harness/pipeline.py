@@ -7,6 +7,7 @@ along and writes the run folder.
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mer_bench import __version__
+from mer_bench.atomic import atomic_write
 from mer_bench.cache import FeatureCache
 from mer_bench.config import RunConfig, validate_settings
 from mer_bench.discover import discover
@@ -59,6 +61,26 @@ def _fold_data(uids: list[str], features: Features, labels: dict[str, str]) -> F
     have = set(features.uids)
     kept = [u for u in uids if u in have]
     return FoldData(features.select(kept), quadrant_index(labels[u] for u in kept), kept)
+
+
+def write_feature_examples(folder: RunFolder, splits: pd.DataFrame, features: Features) -> None:
+    """``feature-examples.npz``: the features of one development track per quadrant, as the model gets them.
+
+    The first track of each quadrant by uid, so the choice depends only on the data; arrays
+    ``<quadrant>`` with ``<quadrant>_uid`` beside each. Quadrants with no features are absent.
+    """
+    have = set(features.uids)
+    dev = splits[(splits["split"] == "dev") & splits["uid"].isin(have)].sort_values("uid", kind="mergesort")
+    arrays: dict[str, np.ndarray] = {}
+    for quadrant in QUADRANTS:
+        rows = dev[dev["quadrant"] == quadrant]
+        if len(rows):
+            uid = str(rows["uid"].iloc[0])
+            arrays[quadrant] = features.rows([uid])[0]
+            arrays[f"{quadrant}_uid"] = np.array(uid)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write(folder.path / "feature-examples.npz", buffer.getvalue())
 
 
 def run_fold(
@@ -165,6 +187,8 @@ def run_benchmark(
                     name: {"root": str(discovery.roots[name]), "fingerprint": fp}
                     for name, fp in data_fingerprints(prepared.tracks).items()
                 },
+                # The native valence/arousal range of each dataset (None: quadrants given).
+                "scales": {name: scale and {"low": scale.low, "high": scale.high} for name, scale in scales.items()},
             },
         )
         folder.write_csv("splits.csv", splits)
@@ -179,8 +203,12 @@ def run_benchmark(
         progress=progress,
     )
     excluded = discovery.excluded + prepared.excluded + features.excluded
-    folder.write_csv("prep-report.csv", exclusions_table(excluded))
+    # The labels of the excluded tracks, where they have any, so that a figure can show
+    # what preparation took away from the valence/arousal plane.
+    labels = labelled[["dataset", "track_id", "quadrant", "arousal", "valence"]]
+    folder.write_csv("prep-report.csv", exclusions_table(excluded).merge(labels, on=["dataset", "track_id"], how="left"))
     tracks = prepared.tracks.assign(uid=track_uids(prepared.tracks))
+    write_feature_examples(folder, splits, features)
     folder.write_csv(
         "tracks.csv",
         tracks[

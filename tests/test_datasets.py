@@ -8,8 +8,10 @@ import pytest
 
 from mer_bench.discover import discover
 from mer_bench.errors import DatasetError
+from mer_bench.figures import va_plane
 from mer_bench.label import assign_quadrants
 from mer_bench.plugins import load_plugins
+from mer_bench.results import RunFolder
 from mer_bench_plugins.datasets.bimodal import BiModal
 from mer_bench_plugins.datasets.emomusic import EmoMusic
 from mer_bench_plugins.datasets.fourq import FourQ
@@ -227,3 +229,9 @@ def test_a_run_over_all_four_datasets_completes_and_keeps_duplicate_songs_togeth
     assert (splits.groupby("song_key")["split"].nunique() == 1).all()
     if summary["song_groups"]["groups"]:
         assert "songs appear under several ids" in result.stdout
+    # Figure 2 has a panel per dataset; 4Q gives quadrants, not values, and says so.
+    assert (run_dir / "figures" / "va-plane.png").is_file()
+    panels = {ax.get_title().split(":")[0]: ax for ax in va_plane(RunFolder(run_dir)).axes}
+    assert sorted(panels) == ["4q", "bimodal", "emomusic", "pmemo"]
+    assert [t.get_text() for t in panels["4q"].texts] == ["quadrants given,\nno valence/arousal values"]
+    assert panels["bimodal"].get_xlim() == (-4.0, 4.0) and not panels["pmemo"].texts

@@ -24,6 +24,8 @@ def test_a_non_editable_install_imports_and_runs(tmp_path):
     registry = target / "mer_bench" / "registry.toml"
     assert registry.is_file() and not registry.is_symlink()
     assert registry.read_text() == (REPO / "registry.toml").read_text()
+    templates = sorted(p.name for p in (target / "mer_bench" / "templates").glob("*.j2"))
+    assert templates == sorted(p.name for p in (REPO / "harness" / "templates").glob("*.j2"))
     env = {**os.environ, "PYTHONPATH": str(target)}
     code = (
         "import json, mer_bench, mer_bench_plugins.datasets.demo as d;"

@@ -62,6 +62,17 @@ def test_run_folder_holds_manifest_splits_and_folds(plugins, tmp_path):
         history = pd.read_csv(folder.path / f"fold-{fold}" / "history.csv")
         assert {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(history.columns)
     assert not list(folder.path.glob("*.partial"))
+    assert manifest["scales"] == {"demo-tiny": {"low": -1.0, "high": 1.0}}
+    # One development track per quadrant, the first by uid, with its 192 logmel-stats values.
+    dev = splits[splits.split == "dev"].sort_values("uid")
+    with np.load(folder.path / "feature-examples.npz") as examples:
+        for q in QUADRANTS:
+            assert str(examples[f"{q}_uid"]) == dev.loc[dev.quadrant == q, "uid"].iloc[0]
+            assert examples[q].shape == (192,)
+    # The excluded tracks keep their labels in the report.
+    report = pd.read_csv(folder.path / "prep-report.csv")
+    assert list(report.columns) == ["dataset", "track_id", "stage", "reason", "detail", "quadrant", "arousal", "valence"]
+    assert report["valence"].notna().all() and report["quadrant"].isin(QUADRANTS).all()
 
 
 def test_early_stopping_restores_the_best_validation_epoch(plugins, tmp_path):

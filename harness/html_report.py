@@ -1,0 +1,143 @@
+"""Self-contained HTML pages of a run and of a leaderboard, rendered with Jinja2.
+
+Figures are embedded as PNG data URIs and the style sheet is inline: the file refers to
+nothing outside itself, so it opens anywhere, offline, with no server.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from mer_bench import __version__
+from mer_bench.errors import FigureUnavailable
+from mer_bench.figures import RUN_FIGURES, breakdown_table, caption, figure_bytes, leaderboard_figure
+from mer_bench.report import table3, table4
+from mer_bench.results import RunFolder
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@dataclass
+class Embedded:
+    """A figure for a page: its image as a data URI, or why there is none."""
+
+    name: str
+    caption: str
+    src: str = ""
+    unavailable: str = ""
+
+
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
+
+
+def _html_table(table: pd.DataFrame) -> Markup:
+    """A table as escaped HTML, numbers to three decimals, missing values blank."""
+
+    def number(value: float) -> str:
+        return f"{value:.3f}"
+
+    return Markup(table.to_html(index=False, border=0, float_format=number, na_rep="", classes="numbers"))
+
+
+def _embed(name: str, text: str, draw) -> Embedded:
+    try:
+        fig = draw()
+    except FigureUnavailable as exc:
+        return Embedded(name, text, unavailable=str(exc))
+    return Embedded(name, text, src="data:image/png;base64," + base64.b64encode(figure_bytes(fig)).decode("ascii"))
+
+
+def _facts(manifest: dict) -> list[tuple[str, str]]:
+    """The manifest entries a reader checks first, as (label, text) rows."""
+    config = manifest["config"]
+    git = manifest.get("git") or {}
+    data = manifest.get("data", {})
+    return [
+        ("Command", " ".join(manifest.get("command") or []) or "(not recorded)"),
+        ("Model", f"{manifest['model']['name']} {json.dumps(manifest['model']['settings'], sort_keys=True)}"),
+        ("Feature", f"{manifest['feature']['name']} {json.dumps(manifest['feature']['settings'], sort_keys=True)}"),
+        (
+            "Datasets",
+            "; ".join(f"{name} at {d['root']} (fingerprint {d['fingerprint'][:12]})" for name, d in sorted(data.items())),
+        ),
+        (
+            "Protocol",
+            f"preset {config['preset']}, {config['test_size']:.0%} held-out test, stratified {config['folds']}-fold CV, "
+            f"clips {config['clip_seconds']} s, balance {config['balance']}",
+        ),
+        ("Seeds", f"run {manifest['seed']}; folds {', '.join(map(str, manifest.get('fold_seeds', [])))}"),
+        ("Versions", ", ".join(f"{k} {v}" for k, v in sorted(manifest.get("versions", {}).items()))),
+        ("Source", f"git {git.get('commit', 'unknown')}{' (uncommitted changes)' if git.get('dirty') else ''}"),
+        ("Host", ", ".join(f"{k} {v}" for k, v in sorted((manifest.get("host") or {}).items()))),
+    ]
+
+
+def run_report_html(folder: RunFolder) -> str:
+    """One HTML page of a finished run: manifest, Tables 3 and 4, every figure, the preparation report."""
+    manifest = folder.read_json("manifest.json")
+    summary = folder.read_json("summary.json")
+    splits = pd.read_csv(folder.path / "splits.csv")
+    report = pd.read_csv(folder.path / "prep-report.csv", dtype={"track_id": str})
+    kept = splits.groupby(["dataset", "split"]).size().unstack(fill_value=0).reset_index()
+    excluded = (
+        report.groupby(["dataset", "stage", "reason"]).size().rename("tracks").reset_index()
+        if len(report)
+        else pd.DataFrame(columns=["dataset", "stage", "reason", "tracks"])
+    )
+    figures = [_embed(name, caption(fn), lambda fn=fn: fn(folder)) for name, fn in RUN_FIGURES]
+    return (
+        _environment()
+        .get_template("run.html.j2")
+        .render(
+            version=__version__,
+            title=f"mer-bench run {folder.run_id}",
+            manifest=manifest,
+            manifest_json=json.dumps(manifest, indent=2, sort_keys=True),
+            summary=summary,
+            facts=_facts(manifest),
+            table3=_html_table(table3(folder)),
+            table4=_html_table(table4(folder)),
+            figures=figures,
+            breakdown=_html_table(breakdown_table(folder)),
+            kept_total=len(splits),
+            excluded_total=len(report),
+            kept=_html_table(kept),
+            excluded_summary=_html_table(excluded),
+            excluded_all=_html_table(report),
+        )
+    )
+
+
+def leaderboard_html(table: pd.DataFrame, title: str = "mer-bench leaderboard") -> str:
+    """One HTML page of a leaderboard (:func:`mer_bench.report.leaderboard`) with a figure per metric."""
+    metrics = list(dict.fromkeys(table["Metric"]))
+    figures = [
+        _embed(
+            metric,
+            f"{metric}: published values (diamonds) and re-runs (dots, with their std over folds).",
+            lambda metric=metric: leaderboard_figure(table, metric),
+        )
+        for metric in metrics
+    ]
+    return (
+        _environment()
+        .get_template("leaderboard.html.j2")
+        .render(
+            version=__version__,
+            title=title,
+            published=int((table["Kind"] == "published").sum()),
+            reruns=int((table["Kind"] == "re-run").sum()),
+            table=_html_table(table),
+            figures=figures,
+        )
+    )
