@@ -61,7 +61,7 @@ def va_plane(folder: RunFolder) -> Figure:
         report = report.assign(arousal=np.nan, valence=np.nan)
     scales = folder.read_json("manifest.json").get("scales", {})
     datasets = sorted(set(tracks["dataset"]) | set(report["dataset"]))
-    fig = Figure(figsize=(4.2 * len(datasets), 4.4), layout="constrained")
+    fig = Figure(figsize=(4.2 * len(datasets), 5.4), layout="constrained")
     axes = fig.subplots(1, len(datasets), squeeze=False)[0]
     for ax, name in zip(axes, datasets):
         kept = tracks[tracks["dataset"] == name]
@@ -87,7 +87,8 @@ def va_plane(folder: RunFolder) -> Figure:
         ax.set_title(f"{name}: {len(kept)} kept, {len(dropped)} excluded{note}", fontsize=9)
         ax.set_xlabel("Valence")
         ax.set_ylabel("Arousal")
-        ax.legend(fontsize=7, loc="best")
+        # Below the plane, so that no point hides behind it.
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2)
     return fig
 
 
@@ -127,7 +128,7 @@ def feature_examples(folder: RunFolder) -> Figure:
         picture, origin = _as_picture(array)
         ax.imshow(picture, origin=origin, aspect="auto", cmap="magma", interpolation="nearest")
         ax.set_title(f"{q}\n{uid}", fontsize=9)
-        ax.set_xlabel("time")
+        ax.set_xlabel("frame" if origin == "lower" else "image column")
         ax.set_ylabel("Mel band" if origin == "lower" else "image row")
     fig.suptitle(f"{feature}, shape {'x'.join(map(str, first.shape))}", fontsize=10)
     return fig

@@ -40,9 +40,15 @@ def csv_bytes(table: pd.DataFrame) -> bytes:
     return table.to_csv(index=False, float_format="%.10g", lineterminator="\n").encode()
 
 
+#: Libraries the model and feature plugins may use; recorded when installed.
+OPTIONAL_PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "tf-keras", "opensmile", "musicnn", "openl3", "torch")
+
+
 def package_versions(extra: list[str] | None = None) -> dict[str, str]:
-    """Installed versions of the key libraries (and ``extra`` distributions), and Python's."""
-    return {**library_versions((*KEY_PACKAGES, *(extra or []))), "python": platform.python_version()}
+    """Installed versions of the key libraries (and ``extra`` distributions), the optional
+    ones that are installed, and Python's."""
+    optional = {k: v for k, v in library_versions(OPTIONAL_PACKAGES).items() if v != "not installed"}
+    return {**library_versions((*KEY_PACKAGES, *(extra or []))), **optional, "python": platform.python_version()}
 
 
 def git_commit() -> dict[str, Any] | None:

@@ -1,5 +1,6 @@
 """Whole runs on the demo data: what lands in the run folder, determinism, resume, learning."""
 
+import importlib.metadata
 import json
 import shutil
 
@@ -51,6 +52,7 @@ def test_run_folder_holds_manifest_splits_and_folds(plugins, tmp_path):
     manifest = json.loads((folder.path / "manifest.json").read_text())
     assert manifest["config"]["seed"] == 5 and manifest["model"]["settings"]["epochs"] == 120
     assert manifest["versions"]["scikit-learn"] != "not installed"
+    assert manifest["versions"]["keras"] == importlib.metadata.version("keras")  # installed by the dev extra
     assert len(manifest["data"]["demo-tiny"]["fingerprint"]) == 64
     assert len(manifest["fold_seeds"]) == 5 and len(set(manifest["fold_seeds"])) == 5
     splits = pd.read_csv(folder.path / "splits.csv")
