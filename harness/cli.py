@@ -270,6 +270,57 @@ def _draw_figures(folder, formats: tuple[str, ...]) -> None:
             click.echo(f"  {d.name}: not drawn, {d.unavailable}")
 
 
+@cli.command()
+@click.option("--models", help="Comma-separated model plugin names.")
+@click.option("--datasets", "datasets_", help="'all' or a comma-separated list, shared by every run.")
+@click.option("--data-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_DATA")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML sweep configuration.")
+@click.option("--preset", help="Preset from registry.toml (paper, quick).")
+@click.option("--seed", type=int)
+@click.option("--folds", type=int)
+@click.option("--executor", help="Where fold jobs run: local (default), process, ray, or a plugin's.")
+@click.option("--address", help="Ray cluster address (auto, HOST:6379, ray://HOST:10001).")
+@click.option("--workers", type=int, help="Worker processes of the process executor.")
+@click.option("--retries", type=click.IntRange(min=0), help="Times a failed fold job is run again (default 1).")
+@click.option("--runs-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_RUNS", default="runs", show_default=True)
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.pass_obj
+def sweep(
+    state: State, models, datasets_, data_dir, config_file, preset, seed, folds, executor, address, workers, retries,
+    runs_dir, no_progress,
+) -> None:
+    """Run several models on the same datasets, all fold jobs through one executor; resumable."""
+    from mer_bench.progress import Progress
+    from mer_bench.report import leaderboard, print_table
+    from mer_bench.sweep import build_sweep, run_configs, run_sweep
+
+    executor_settings = {k: v for k, v in (("address", address), ("workers", workers)) if v is not None}
+    overrides = {
+        "models": models,
+        "datasets": datasets_,
+        "data_dir": data_dir,
+        "preset": preset,
+        "seed": seed,
+        "folds": folds,
+        "executor": executor,
+        "retries": retries,
+        "executor_settings": executor_settings,
+    }
+    registry = state.registry()
+    plan = build_sweep(registry, overrides, config_file)
+    configs = run_configs(registry, plan)
+    with Progress(enabled=not no_progress) as progress:
+        result = run_sweep(plan, configs, state.plugins(), runs_dir, progress=progress, command=sys.argv)
+    click.echo(f"{result.sweep_id}: {len(result.finished)} of {len(configs)} runs finished in {runs_dir}")
+    if result.finished:
+        print_table(leaderboard(registry, result.finished), "terminal", "Table 5: published results and this sweep")
+    for outcome in result.failures:
+        click.echo(f"error: {outcome.job.label} failed after {plan.retries + 1} attempts: {outcome.error}", err=True)
+    if result.failures:
+        click.echo("run the same sweep again to retry the failed folds; finished folds are kept", err=True)
+        sys.exit(1)
+
+
 def _model_settings(pairs: tuple[str, ...], epochs: int | None, mixed_precision: bool) -> dict:
     """Model settings from ``--set KEY=VALUE`` pairs and the shortcut flags."""
     import tomllib

@@ -48,3 +48,7 @@ class FeatureError(MerBenchError):
 
 class FigureUnavailable(MerBenchError):
     """A run cannot show a figure (a model with no per-epoch loss, a feature that is not an image)."""
+
+
+class ExecutorError(MerBenchError):
+    """An executor cannot run jobs here (a missing library, an unreachable cluster)."""

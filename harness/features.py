@@ -99,6 +99,23 @@ class Features:
             for r in range(len(block)):
                 self._where[self.uids[start + r]] = (b, r)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A memory-mapped block travels as its cache path (the receiver maps the same
+        # file), any other block by value: a fold job pickles to a few kilobytes.
+        blocks = [
+            ("path", block.filename) if isinstance(block, np.memmap) and block.filename else ("array", np.asarray(block))
+            for block in self.blocks
+        ]
+        return {"blocks": blocks, "uids": self.uids, "excluded": self.excluded, "counts": self.counts}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        blocks = [np.load(value, mmap_mode="r") if kind == "path" else value for kind, value in state["blocks"]]
+        self.__init__(blocks, state["uids"], state["excluded"], state["counts"])
+
+    def in_memory(self) -> Features:
+        """The same features with every block read into memory (to ship by value)."""
+        return Features([np.asarray(b) for b in self.blocks], self.uids, self.excluded, self.counts)
+
     @property
     def x(self) -> np.ndarray:
         """Every row in ``uids`` order (a copy: prefer :meth:`rows`)."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from mer_bench.executors import Executor
     from mer_bench.types import DatasetLoader, FeatureExtractor, LabelConverter, ModelFactory
 
 PROJECT = "mer_bench"
@@ -59,4 +60,14 @@ def mer_bench_models() -> list[ModelFactory]:
     A factory names the feature it consumes and builds a fresh model for every fold;
     the model fits on the fold's train part, stops early on its validation part, and
     predicts class probabilities for the test set.
+    """
+
+
+@hookspec
+def mer_bench_executors() -> list[Executor]:
+    """Return the executors this plugin provides.
+
+    An executor runs fold jobs somewhere (this process, a local pool, a cluster) and
+    yields each job's outcome as it finishes; the driver writes every result into the
+    run folder and retries failures (see :mod:`mer_bench.executors`).
     """

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from mer_bench.cache import FeatureCache
 from mer_bench.config import RunConfig, validate_settings
 from mer_bench.discover import discover
 from mer_bench.errors import RunError
+from mer_bench.executors import Resources
 from mer_bench.features import Features, extract_features, feature_versions
 from mer_bench.label import assign_quadrants
 from mer_bench.metrics import aggregate, score
@@ -83,25 +86,52 @@ def write_feature_examples(folder: RunFolder, splits: pd.DataFrame, features: Fe
     atomic_write(folder.path / "feature-examples.npz", buffer.getvalue())
 
 
-def run_fold(
-    folder: RunFolder,
-    fold: int,
-    factory: ModelFactory,
-    settings: Any,
-    splits: pd.DataFrame,
-    features: Features,
-    seed: int,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FoldJob:
+    """One fold of one run: everything a worker needs to fit, predict and score it.
+
+    Picklable (the features travel as paths to the memory-mapped cache blocks), so an
+    executor can run it in another process or on another machine that sees the cache.
+    """
+
+    run_id: str
+    fold: int
+    factory: ModelFactory
+    settings: Any
+    splits: pd.DataFrame
+    features: Features
+    seed: int
+    resources: Resources = Resources()
+
+    @property
+    def label(self) -> str:
+        return f"{self.run_id} fold {self.fold}"
+
+
+@dataclass
+class FoldResult:
+    """What fitting one fold gives the driver to write: metrics, tables, the saved model's files."""
+
+    run_id: str
+    fold: int
+    metrics: dict[str, Any]
+    predictions: pd.DataFrame
+    history: pd.DataFrame
+    #: The saved model, as relative path -> bytes, so the worker writes nothing itself.
+    model_files: dict[str, bytes] = field(default_factory=dict)
+
+
+def fit_fold(job: FoldJob) -> FoldResult:
     """Fit one fold on its train part (early stopping on its validation part), score it on the test set."""
-    labels = dict(zip(splits["uid"], splits["quadrant"]))
-    parts = {name: _fold_data(uids, features, labels) for name, uids in fold_parts(splits, fold).items()}
-    model = factory.build(settings, n_classes=len(QUADRANTS), seed=fold_seed(seed, fold))
+    labels = dict(zip(job.splits["uid"], job.splits["quadrant"]))
+    parts = {name: _fold_data(uids, job.features, labels) for name, uids in fold_parts(job.splits, job.fold).items()}
+    model = job.factory.build(job.settings, n_classes=len(QUADRANTS), seed=fold_seed(job.seed, job.fold))
     history = model.fit(parts["train"], parts["val"])
     test = parts["test"]
     proba = np.asarray(model.predict_proba(test.x), dtype=float)
     predicted = proba.argmax(axis=1)
     metrics = score(test.y, predicted)
-    metrics.update(fold=fold, n_train=len(parts["train"].y), n_val=len(parts["val"].y), epochs=len(history))
+    metrics.update(fold=job.fold, n_train=len(parts["train"].y), n_val=len(parts["val"].y), epochs=len(history))
     kept = [h["epoch"] for h in history if h.get("kept")]
     if kept:
         metrics["kept_epoch"] = int(kept[0])
@@ -113,13 +143,22 @@ def run_fold(
             **{f"p_{q}": proba[:, i] for i, q in enumerate(QUADRANTS)},
         }
     )
-    staging = folder.start_fold(fold)
-    model.save(staging / "model")
-    RunFolder(staging).write_csv("predictions.csv", predictions)
-    RunFolder(staging).write_csv("history.csv", pd.DataFrame(history))
-    RunFolder(staging).write_json("metrics.json", metrics)
-    folder.finish_fold(fold, staging)
-    return metrics
+    with tempfile.TemporaryDirectory(prefix="mer-bench-model-") as tmp:
+        model.save(Path(tmp) / "model")
+        files = {p.relative_to(tmp).as_posix(): p.read_bytes() for p in sorted(Path(tmp).rglob("*")) if p.is_file()}
+    return FoldResult(job.run_id, job.fold, metrics, predictions, pd.DataFrame(history), files)
+
+
+def write_fold(folder: RunFolder, result: FoldResult) -> None:
+    """Write a fold's result into its staging folder, then publish it as ``fold-K/``."""
+    staging = folder.start_fold(result.fold)
+    for name, data in result.model_files.items():
+        atomic_write(staging / name, data)
+    (staging / "model").mkdir(exist_ok=True)
+    RunFolder(staging).write_csv("predictions.csv", result.predictions)
+    RunFolder(staging).write_csv("history.csv", result.history)
+    RunFolder(staging).write_json("metrics.json", result.metrics)
+    folder.finish_fold(result.fold, staging)
 
 
 def _check_resume(folder: RunFolder, config: RunConfig) -> None:
@@ -131,7 +170,35 @@ def _check_resume(folder: RunFolder, config: RunConfig) -> None:
         raise RunError(f"run {folder.run_id} was started with other settings ({diffs}); resume it without changing them")
 
 
-def run_benchmark(
+@dataclass
+class PreparedRun:
+    """A run with every stage before the folds done and written: what its fold jobs and summary need."""
+
+    folder: RunFolder
+    config: RunConfig
+    factory: ModelFactory
+    model_settings: Any
+    feature: str
+    splits: pd.DataFrame
+    features: Features
+    #: The summary's facts about the data: tracks per split, exclusions, song groups, cache counts.
+    facts: dict[str, Any]
+
+    def jobs(self) -> list[FoldJob]:
+        """The folds not finished yet, in fold order."""
+        # A factory may say what one fold needs (cpus, gpus, memory); one core otherwise.
+        resources = getattr(self.factory, "resources", Resources())
+        return [
+            FoldJob(
+                self.folder.run_id, k, self.factory, self.model_settings, self.splits, self.features, self.config.seed,
+                resources,
+            )
+            for k in range(self.config.folds)
+            if not self.folder.fold_done(k)
+        ]
+
+
+def prepare_run(
     config: RunConfig,
     plugins: PluginSet,
     runs_dir: Path,
@@ -139,8 +206,9 @@ def run_benchmark(
     resume: str | None = None,
     progress: Progress = SILENT,
     command: list[str] | None = None,
-) -> RunFolder:
-    """Run (or resume) a benchmark and return its run folder, with ``summary.json`` written."""
+) -> PreparedRun:
+    """Discover, label, prepare, split and extract features for a new run (or one being
+    resumed), writing everything but the folds and the summary into its folder."""
     factory = plugins.model(config.model)
     extractor = plugins.feature(factory.feature)
     model_settings = validate_settings(factory.settings_model, config.model_settings, f"model {factory.name!r}")
@@ -216,26 +284,51 @@ def run_benchmark(
         ],
     )
 
-    for fold in progress.track(range(config.folds), f"{factory.name}: folds", total=config.folds):
-        if not folder.fold_done(fold):
-            run_fold(folder, fold, factory, model_settings, splits, features, config.seed)
-
     counts = splits.groupby(["dataset", "split"]).size().unstack(fill_value=0)
-    summary = {
-        "run_id": folder.run_id,
-        "model": factory.name,
-        "feature": extractor.name,
-        "datasets": config.datasets,
-        "preset": config.preset,
-        "seed": config.seed,
-        "folds": config.folds,
-        "test_size": config.test_size,
+    facts = {
         "tracks": {d: {k: int(v) for k, v in row.items()} for d, row in counts.iterrows()},
         "excluded": {str(k): int(v) for k, v in exclusions_table(excluded)["reason"].value_counts().items()},
         # Songs present under several ids, kept on one side of every split.
         "song_groups": merged_groups(prepared.tracks),
         "feature_cache": features.counts,
+    }
+    return PreparedRun(folder, config, factory, model_settings, extractor.name, splits, features, facts)
+
+
+def finish_run(run: PreparedRun) -> RunFolder:
+    """Write ``summary.json`` once every fold is done; the run folder."""
+    config, folder = run.config, run.folder
+    missing = [k for k in range(config.folds) if not folder.fold_done(k)]
+    if missing:
+        raise RunError(f"run {folder.run_id}: folds {', '.join(map(str, missing))} are not finished; resume it")
+    summary = {
+        "run_id": folder.run_id,
+        "model": run.factory.name,
+        "feature": run.feature,
+        "datasets": config.datasets,
+        "preset": config.preset,
+        "seed": config.seed,
+        "folds": config.folds,
+        "test_size": config.test_size,
+        **run.facts,
         "metrics": aggregate(folder.fold_metrics(config.folds)),
     }
     folder.write_json("summary.json", summary)
     return folder
+
+
+def run_benchmark(
+    config: RunConfig,
+    plugins: PluginSet,
+    runs_dir: Path,
+    *,
+    resume: str | None = None,
+    progress: Progress = SILENT,
+    command: list[str] | None = None,
+) -> RunFolder:
+    """Run (or resume) a benchmark in this process and return its run folder, with ``summary.json`` written."""
+    run = prepare_run(config, plugins, runs_dir, resume=resume, progress=progress, command=command)
+    jobs = run.jobs()
+    for job in progress.track(jobs, f"{run.factory.name}: folds", total=len(jobs)):
+        write_fold(run.folder, fit_fold(job))
+    return finish_run(run)

@@ -18,6 +18,7 @@ import pluggy
 
 from mer_bench import hookspecs
 from mer_bench.errors import PluginError, UnknownPluginError
+from mer_bench.executors import Executor
 from mer_bench.types import DatasetLoader, FeatureExtractor, LabelConverter, ModelFactory
 
 ENTRY_POINT_GROUP = "mer_bench"
@@ -30,6 +31,7 @@ KINDS: dict[str, tuple[str, type]] = {
     "label": ("mer_bench_label_converters", LabelConverter),
     "feature": ("mer_bench_feature_extractors", FeatureExtractor),
     "model": ("mer_bench_models", ModelFactory),
+    "executor": ("mer_bench_executors", Executor),
 }
 
 
@@ -87,6 +89,9 @@ class PluginSet:
 
     def feature(self, name: str) -> FeatureExtractor:
         return self.get("feature", name)
+
+    def executor(self, name: str) -> Executor:
+        return self.get("executor", name)
 
     def model(self, name: str) -> ModelFactory:
         return self.get("model", name)

@@ -175,6 +175,10 @@ class ModelFactory(Protocol):
 
     ``check`` runs once before a run reads any data, so that a missing weights file
     or library stops the run at once with a message saying what to install.
+
+    A factory may also have a ``resources`` attribute, a
+    :class:`mer_bench.executors.Resources` saying what one fold needs (cores, a GPU,
+    memory), which executors that schedule use; without it a fold asks for one core.
     """
 
     name: str

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mer_bench import hookimpl
 from mer_bench.errors import ModelError
+from mer_bench.executors import Resources
 from mer_bench.types import FoldData
 from mer_bench_plugins.models.imagenet_weights import WeightsSource, resolve_weights
 from mer_bench_plugins.models.keras_classifier import check_tensorflow, history_records, read_saved, tensorflow
@@ -233,6 +234,8 @@ class EffNetB3Factory:
     name = NAME
     feature = "mel-image"
     settings_model = EffNetB3Settings
+    # 89 M parameters and Adam's two moments, batches of 300x300x3 images: a GPU's work.
+    resources = Resources(cpus=2, gpus=1, memory_gb=8)
 
     def check(self, settings: EffNetB3Settings) -> None:
         """TensorFlow importable and the initial weights present and intact (without importing TensorFlow)."""

@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mer_bench.errors import ModelError
+from mer_bench.executors import Resources
 from mer_bench.types import FoldData
 from mer_bench_plugins.models.keras_input import batches
 
@@ -203,6 +204,7 @@ class KerasFactory:
 
     name: str
     settings_model: type[KerasSettings]
+    resources = Resources(cpus=2, gpus=1, memory_gb=4)
 
     def check(self, settings: KerasSettings) -> None:
         """TensorFlow importable (without importing it)."""

@@ -1,0 +1,146 @@
+"""A benchmark grid: several models on the same datasets, every fold job of every run
+scheduled together by one executor, resumable, with the run folders as the only output.
+
+The driver prepares each run here (discover to features, through the shared cache), then
+hands all unfinished fold jobs to the executor at once and writes each result into its
+run folder as it arrives. A sweep is identified by what it computes; running the same
+sweep again resumes its runs (finished folds are not rerun), recorded in
+``<runs>/sweeps/<sweep id>.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mer_bench.atomic import atomic_write
+from mer_bench.config import RunConfig, build_config, read_config_file, validate_settings
+from mer_bench.errors import ConfigError
+from mer_bench.executors import Outcome, execute
+from mer_bench.pipeline import PreparedRun, finish_run, fit_fold, prepare_run, write_fold
+from mer_bench.plugins import PluginSet
+from mer_bench.progress import SILENT, Progress
+from mer_bench.registry import Registry
+from mer_bench.results import RunFolder
+
+SWEEP_KEYS = ("models", "executor", "executor_settings", "retries", "model_settings")
+
+
+class SweepConfig(BaseModel):
+    """Which runs a sweep makes and where their fold jobs run."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    models: list[str] = Field(min_length=1)
+    executor: str = "local"
+    executor_settings: dict[str, Any] = Field(default_factory=dict)
+    #: How many more times a failed fold job is run before it is reported.
+    retries: int = Field(1, ge=0)
+    #: Run-config values every run shares: datasets, preset, seed, folds, clip_seconds, paths, ...
+    run: dict[str, Any] = Field(default_factory=dict)
+    #: Model settings by model name.
+    model_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("models")
+    @classmethod
+    def _unique(cls, models: list[str]) -> list[str]:
+        repeated = sorted({m for m in models if models.count(m) > 1})
+        if repeated:
+            raise ValueError(f"models named more than once: {', '.join(repeated)}")
+        return models
+
+
+def build_sweep(registry: Registry, overrides: dict[str, Any], config_file: Path | None = None) -> SweepConfig:
+    """The sweep of a TOML file (sweep keys, and run-config keys shared by every run) and flags on top.
+
+    ``overrides`` holds sweep keys and run-config keys alike; None values are ignored.
+    """
+    values = read_config_file(config_file) if config_file else {}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    merged = {**values, **given}
+    merged["executor_settings"] = {**values.get("executor_settings", {}), **given.get("executor_settings", {})}
+    if isinstance(merged.get("models"), str):
+        merged["models"] = [m.strip() for m in merged["models"].split(",") if m.strip()]
+    sweep_values = {k: merged[k] for k in SWEEP_KEYS if k in merged}
+    sweep_values["run"] = {k: v for k, v in merged.items() if k not in SWEEP_KEYS}
+    if "model" in sweep_values["run"]:
+        raise ConfigError("a sweep names its models with 'models', not 'model'")
+    try:
+        return SweepConfig.model_validate(sweep_values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'sweep'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid sweep configuration: {problems}") from None
+
+
+def run_configs(registry: Registry, sweep: SweepConfig) -> list[RunConfig]:
+    """One run config per model, each built as ``mer-bench run`` would build it."""
+    return [
+        build_config(
+            registry, {**sweep.run, "model": model, "model_settings": sweep.model_settings.get(model, {})}
+        )
+        for model in sweep.models
+    ]
+
+
+def sweep_id(configs: list[RunConfig]) -> str:
+    """``sweep-<12 hex>`` of what the runs compute (not where the data lies or how they are executed)."""
+    text = json.dumps([c.comparable() for c in configs], sort_keys=True, default=str)
+    return "sweep-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass
+class SweepResult:
+    """A sweep's finished runs, its unfinished ones, and the fold jobs that failed every attempt."""
+
+    sweep_id: str
+    finished: list[RunFolder]
+    unfinished: list[RunFolder]
+    failures: list[Outcome]
+
+
+def run_sweep(
+    sweep: SweepConfig,
+    configs: list[RunConfig],
+    plugins: PluginSet,
+    runs_dir: Path,
+    *,
+    progress: Progress = SILENT,
+    command: list[str] | None = None,
+) -> SweepResult:
+    """Prepare (or resume) every run, execute all unfinished fold jobs, write the summaries."""
+    executor = plugins.executor(sweep.executor)
+    settings = validate_settings(executor.settings_model, sweep.executor_settings, f"executor {executor.name!r}")
+    executor.check(settings)
+    identity = sweep_id(configs)
+    state_path = Path(runs_dir) / "sweeps" / f"{identity}.json"
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {"sweep_id": identity, "runs": {}}
+
+    runs: dict[str, PreparedRun] = {}
+    for config in configs:
+        known = state["runs"].get(config.model)
+        resume = known if known and (Path(runs_dir) / known / "manifest.json").is_file() else None
+        run = prepare_run(config, plugins, runs_dir, resume=resume, progress=progress, command=command)
+        runs[run.folder.run_id] = run
+        # Recorded at once, so that an interrupted sweep finds this run again.
+        state["runs"][config.model] = run.folder.run_id
+        atomic_write(state_path, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode())
+
+    jobs = [job for run in runs.values() for job in run.jobs()]
+    failures = execute(
+        executor,
+        settings,
+        jobs,
+        fit_fold,
+        lambda job, result: write_fold(runs[job.run_id].folder, result),
+        retries=sweep.retries,
+        progress=progress,
+    )
+    failed_runs = {o.job.run_id for o in failures}
+    finished = [finish_run(run) for run_id, run in runs.items() if run_id not in failed_runs]
+    unfinished = [run.folder for run_id, run in runs.items() if run_id in failed_runs]
+    return SweepResult(identity, finished, unfinished, failures)

@@ -1,0 +1,1 @@
+"""Built-in executors: where fold jobs run (see :mod:`mer_bench.executors`)."""

@@ -1,0 +1,237 @@
+"""Sweeps: the same results with every executor, failed jobs retried then reported, resume."""
+
+import json
+
+import pytest
+
+from mer_bench.errors import ConfigError, ExecutorError
+from mer_bench.pipeline import fold_seed
+from mer_bench.plugins import load_plugins
+from mer_bench.registry import load_registry
+from mer_bench.sweep import build_sweep, run_configs, run_sweep
+from tests.conftest import BUILTINS, TINY_DEMO, run_cli
+
+#: A test model that learns like logmel-mlp but fails on demand: while the file
+#: ``poison`` exists, the fold whose seed is ``poison_seed`` raises (or kills its worker
+#: with ``die``, removing the file first so that the retry succeeds). Every attempt is
+#: logged in ``log``.
+FLAKY_MODEL = """
+import os
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from mer_bench import hookimpl
+from mer_bench_plugins.models.mlp import MLPFactory, MLPSettings
+
+
+class FlakySettings(MLPSettings):
+    poison: str
+    poison_seed: int
+    log: str
+    die: bool = False
+
+
+class Flaky:
+    def __init__(self, settings, n_classes, seed):
+        self.settings, self.seed = settings, seed
+        self.inner = MLPFactory("logmel-mlp", "logmel-stats").build(
+            MLPSettings(**settings.model_dump(include=set(MLPSettings.model_fields))), n_classes, seed
+        )
+
+    def fit(self, train, val):
+        with open(self.settings.log, "a") as log:
+            log.write(f"{self.seed}\\n")
+        poison = Path(self.settings.poison)
+        if self.seed == self.settings.poison_seed and poison.exists():
+            if self.settings.die:
+                poison.unlink()
+                os._exit(3)
+            raise RuntimeError("poisoned fold")
+        return self.inner.fit(train, val)
+
+    def predict_proba(self, x):
+        return self.inner.predict_proba(x)
+
+    def save(self, folder):
+        self.inner.save(folder)
+
+
+class FlakyFactory:
+    name = "flaky"
+    feature = "logmel-stats"
+    settings_model = FlakySettings
+
+    def check(self, settings):
+        pass
+
+    def build(self, settings, n_classes, seed):
+        return Flaky(settings, n_classes, seed)
+
+    def load(self, folder):
+        raise NotImplementedError
+
+
+@hookimpl
+def mer_bench_models():
+    return [FlakyFactory()]
+"""
+
+RUN = {"datasets": ["demo-tiny"], "preset": "quick", "seed": 5, "folds": 3, "test_size": 0.25}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    site = tmp_path_factory.mktemp("site")
+    (site / "tiny_demo.py").write_text(TINY_DEMO)
+    (site / "flaky_model.py").write_text(FLAKY_MODEL)
+    return site
+
+
+@pytest.fixture
+def plugins(site, monkeypatch):
+    # On sys.path and PYTHONPATH: process-pool and Ray workers import the test plugins too.
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    return load_plugins([*BUILTINS, "tiny_demo", "flaky_model"], entry_points=False)
+
+
+def sweep_of(**values):
+    registry = load_registry()
+    plan = build_sweep(registry, {**RUN, **values})
+    return plan, run_configs(registry, plan)
+
+
+def fingerprint(folder):
+    """What a run computed: its splits, every fold's predictions and metrics, and the summary's metrics."""
+    files = ["splits.csv"] + [f"fold-{k}/{n}" for k in range(3) for n in ("predictions.csv", "metrics.json")]
+    return {name: (folder.path / name).read_bytes() for name in files} | {
+        "metrics": json.dumps(folder.read_json("summary.json")["metrics"], sort_keys=True)
+    }
+
+
+@pytest.mark.slow
+def test_local_process_and_ray_give_identical_splits_and_metrics(plugins, tmp_path):
+    pytest.importorskip("ray")
+    results = {}
+    for executor, settings in (("local", {}), ("process", {"workers": 2}), ("ray", {"num_cpus": 2})):
+        plan, configs = sweep_of(models="logmel-mlp,majority", executor=executor, executor_settings=settings)
+        result = run_sweep(plan, configs, plugins, tmp_path / executor)
+        assert not result.failures and not result.unfinished
+        results[executor] = {f.read_json("summary.json")["model"]: fingerprint(f) for f in result.finished}
+    assert set(results["local"]) == {"logmel-mlp", "majority"}
+    assert results["process"] == results["local"]
+    assert results["ray"] == results["local"]
+    # The sweep id depends on what is computed, not on where.
+    ids = {p.name for executor in results for p in (tmp_path / executor / "sweeps").iterdir()}
+    assert len(ids) == 1
+
+
+def flaky_settings(tmp_path, poison_fold: int, **extra):
+    return {
+        "flaky": {
+            "poison": str(tmp_path / "poison"),
+            "poison_seed": fold_seed(RUN["seed"], poison_fold),
+            "log": str(tmp_path / "attempts.log"),
+            **extra,
+        }
+    }
+
+
+def attempts(tmp_path) -> list[int]:
+    return [int(line) for line in (tmp_path / "attempts.log").read_text().split()]
+
+
+def test_a_failing_job_is_retried_then_reported_and_the_sweep_resumes_it(plugins, tmp_path):
+    (tmp_path / "poison").touch()
+    plan, configs = sweep_of(models="flaky,majority", retries=2, model_settings=flaky_settings(tmp_path, 1))
+    result = run_sweep(plan, configs, plugins, tmp_path / "runs")
+    poisoned = fold_seed(RUN["seed"], 1)
+    # Fold 1 ran three times (once and two retries); folds 0 and 2 once.
+    assert sorted(attempts(tmp_path)) == sorted([fold_seed(5, 0), fold_seed(5, 2)] + [poisoned] * 3)
+    (failure,) = result.failures
+    assert failure.job.fold == 1 and failure.error == "RuntimeError: poisoned fold"
+    assert "Traceback" in failure.traceback
+    # The other jobs' results are kept: majority finished, flaky has folds 0 and 2.
+    assert [f.read_json("summary.json")["model"] for f in result.finished] == ["majority"]
+    (flaky,) = result.unfinished
+    assert [flaky.fold_done(k) for k in range(3)] == [True, False, True]
+    assert not (flaky.path / "summary.json").exists()
+
+    # The cause removed, the same sweep runs only the missing fold and finishes.
+    (tmp_path / "poison").unlink()
+    (tmp_path / "attempts.log").unlink()
+    again = run_sweep(plan, configs, plugins, tmp_path / "runs")
+    assert attempts(tmp_path) == [poisoned]
+    assert not again.failures and {f.path for f in again.finished} == {flaky.path, result.finished[0].path}
+    assert len(list((tmp_path / "runs").glob("*-flaky-*"))) == 1
+
+
+def test_a_worker_that_dies_has_its_job_retried_in_a_fresh_pool(plugins, tmp_path):
+    (tmp_path / "poison").touch()
+    settings = flaky_settings(tmp_path, 2, die=True)
+    plan, configs = sweep_of(models="flaky", executor="process", executor_settings={"workers": 2}, model_settings=settings)
+    result = run_sweep(plan, configs, plugins, tmp_path / "runs")
+    assert not result.failures and len(result.finished) == 1
+    assert attempts(tmp_path).count(fold_seed(5, 2)) == 2  # killed once, then done
+    assert not (tmp_path / "poison").exists()
+    (clean,) = run_sweep(plan, configs, plugins, tmp_path / "clean").finished
+    # The same results as a sweep where nothing died: the death left nothing behind.
+    assert fingerprint(result.finished[0]) == fingerprint(clean)
+
+
+def test_an_interrupted_sweep_computes_only_what_is_missing(plugins, tmp_path):
+    plan, configs = sweep_of(models="flaky", model_settings=flaky_settings(tmp_path, 0))
+    (first,) = run_sweep(plan, configs, plugins, tmp_path / "runs").finished
+    before = fingerprint(first)
+    # As if stopped while fold 2 was being written, before the summary.
+    (first.path / "summary.json").unlink()
+    (first.fold_dir(2)).rename(first.path / "fold-2.partial")
+    (tmp_path / "attempts.log").unlink()
+    (again,) = run_sweep(plan, configs, plugins, tmp_path / "runs").finished
+    assert again.path == first.path and attempts(tmp_path) == [fold_seed(5, 2)]
+    assert fingerprint(again) == before
+
+
+def test_bad_sweeps_are_one_clear_error(plugins, tmp_path):
+    with pytest.raises(ConfigError, match="models named more than once: majority"):
+        sweep_of(models="majority,majority")
+    with pytest.raises(ConfigError, match="a sweep names its models with 'models', not 'model'"):
+        sweep_of(models="majority", model="majority")
+    plan, configs = sweep_of(models="majority", executor="slurm")
+    with pytest.raises(Exception, match="unknown executor plugin 'slurm'; known executor plugins: local, process, ray"):
+        run_sweep(plan, configs, plugins, tmp_path)
+    plan, configs = sweep_of(models="majority", executor="ray", executor_settings={"adress": "x"})
+    with pytest.raises(ConfigError, match="invalid settings for executor 'ray': adress: Extra inputs are not permitted"):
+        run_sweep(plan, configs, plugins, tmp_path)
+
+
+def test_the_ray_executor_says_what_to_install_without_ray(plugins, monkeypatch):
+    import importlib.util
+
+    from mer_bench_plugins.executors.ray_executor import RayExecutor, RaySettings
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    with pytest.raises(ExecutorError, match=r"the ray executor needs Ray: pip install 'mer-bench\[ray\]'"):
+        RayExecutor().check(RaySettings())
+
+
+def test_sweep_through_the_cli_prints_the_leaderboard_and_fails_loudly(tiny_site, tmp_path):
+    config = tmp_path / "sweep.toml"
+    config.write_text(
+        'models = ["majority", "chance"]\ndatasets = ["demo-tiny"]\npreset = "quick"\nfolds = 2\nexecutor = "process"\n'
+        "[executor_settings]\nworkers = 2\n"
+    )
+    runs = tmp_path / "runs"
+    result = run_cli("sweep", "--config", str(config), "--runs-dir", str(runs), "--no-progress", site=tiny_site)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 of 2 runs finished" in result.stdout and "Table 5: published results and this sweep" in result.stdout
+    assert len(list(runs.glob("*/summary.json"))) == 2
+    bad = run_cli("sweep", "--models", "majority", "--datasets", "demo-tiny", "--executor", "ray", "--address",
+                  "127.0.0.1:1", "--runs-dir", str(runs), site=tiny_site)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "error: cannot reach Ray at 127.0.0.1:1: Connection refused; start the head node with 'ray start --head' "
+        "(docs/scaling.md) or leave out --address for a local instance"
+    )
