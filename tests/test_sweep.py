@@ -167,10 +167,13 @@ def test_a_failing_job_is_retried_then_reported_and_the_sweep_resumes_it(plugins
     assert len(list((tmp_path / "runs").glob("*-flaky-*"))) == 1
 
 
-def test_a_worker_that_dies_has_its_job_retried_in_a_fresh_pool(plugins, tmp_path):
+@pytest.mark.parametrize("executor, settings", [("process", {"workers": 2}), ("ray", {"num_cpus": 2})])
+def test_a_worker_that_dies_has_its_job_retried(plugins, tmp_path, executor, settings):
+    if executor == "ray":
+        pytest.importorskip("ray")
     (tmp_path / "poison").touch()
-    settings = flaky_settings(tmp_path, 2, die=True)
-    plan, configs = sweep_of(models="flaky", executor="process", executor_settings={"workers": 2}, model_settings=settings)
+    model_settings = flaky_settings(tmp_path, 2, die=True)
+    plan, configs = sweep_of(models="flaky", executor=executor, executor_settings=settings, model_settings=model_settings)
     result = run_sweep(plan, configs, plugins, tmp_path / "runs")
     assert not result.failures and len(result.finished) == 1
     assert attempts(tmp_path).count(fold_seed(5, 2)) == 2  # killed once, then done

@@ -100,6 +100,8 @@ class RayExecutor:
     def run(self, fn: Callable[[Any], Any], jobs: Sequence[Any], settings: RaySettings) -> Iterator[Outcome]:
         if not jobs:
             return
+        # mer-bench never reaches out to the network on its own: no usage reports to Ray's makers.
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         import ray
 
         started = self._connect(ray, settings)
