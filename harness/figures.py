@@ -67,6 +67,16 @@ def va_plane(folder: RunFolder) -> Figure:
         kept = tracks[tracks["dataset"] == name]
         dropped = report[report["dataset"] == name]
         placed = dropped.dropna(subset=["arousal", "valence"])
+        unplaced = len(dropped) - len(placed)
+        note = f", {unplaced} excluded without values" if unplaced else ""
+        ax.set_title(f"{name}: {len(kept)} kept, {len(dropped)} excluded{note}", fontsize=9)
+        if kept[["arousal", "valence"]].isna().all().all() and placed.empty:
+            # A dataset that ships quadrants only (4Q): its counts instead of a plane.
+            counts = ", ".join(f"{q} {int((kept['quadrant'] == q).sum())}" for q in QUADRANTS)
+            ax.text(0.5, 0.5, f"quadrants given,\nno valence/arousal values\n\nkept: {counts}", ha="center",
+                    va="center", transform=ax.transAxes, fontsize=9)
+            ax.set_axis_off()
+            continue
         for q in QUADRANTS:
             rows = kept[kept["quadrant"] == q].dropna(subset=["arousal", "valence"])
             ax.scatter(rows["valence"], rows["arousal"], s=12, color=QUADRANT_COLOURS[q], label=f"{q} kept ({len(rows)})")
@@ -80,11 +90,6 @@ def va_plane(folder: RunFolder) -> Figure:
             ax.axhline(midpoint, color="black", linewidth=0.8, linestyle="--")
             ax.set_xlim(scale["low"], scale["high"])
             ax.set_ylim(scale["low"], scale["high"])
-        if kept[["arousal", "valence"]].isna().all().all() and placed.empty:
-            ax.text(0.5, 0.5, "quadrants given,\nno valence/arousal values", ha="center", va="center", transform=ax.transAxes)
-        unplaced = len(dropped) - len(placed)
-        note = f", {unplaced} excluded without values" if unplaced else ""
-        ax.set_title(f"{name}: {len(kept)} kept, {len(dropped)} excluded{note}", fontsize=9)
         ax.set_xlabel("Valence")
         ax.set_ylabel("Arousal")
         # Below the plane, so that no point hides behind it.

@@ -12,6 +12,7 @@ from mer_bench.figures import va_plane
 from mer_bench.label import assign_quadrants
 from mer_bench.plugins import load_plugins
 from mer_bench.results import RunFolder
+from mer_bench.types import QUADRANTS
 from mer_bench_plugins.datasets.bimodal import BiModal
 from mer_bench_plugins.datasets.emomusic import EmoMusic
 from mer_bench_plugins.datasets.fourq import FourQ
@@ -233,5 +234,8 @@ def test_a_run_over_all_four_datasets_completes_and_keeps_duplicate_songs_togeth
     assert (run_dir / "figures" / "va-plane.png").is_file()
     panels = {ax.get_title().split(":")[0]: ax for ax in va_plane(RunFolder(run_dir)).axes}
     assert sorted(panels) == ["4q", "bimodal", "emomusic", "pmemo"]
-    assert [t.get_text() for t in panels["4q"].texts] == ["quadrants given,\nno valence/arousal values"]
+    kept_4q = pd.read_csv(run_dir / "tracks.csv").query("dataset == '4q'")["quadrant"].value_counts()
+    (note,) = [t.get_text() for t in panels["4q"].texts]
+    assert note.startswith("quadrants given,\nno valence/arousal values") and not panels["4q"].collections
+    assert note.endswith("kept: " + ", ".join(f"{q} {kept_4q.get(q, 0)}" for q in QUADRANTS))
     assert panels["bimodal"].get_xlim() == (-4.0, 4.0) and not panels["pmemo"].texts
