@@ -196,6 +196,25 @@ def test_an_interrupted_sweep_computes_only_what_is_missing(plugins, tmp_path):
     assert fingerprint(again) == before
 
 
+def test_the_process_pool_gives_each_worker_its_own_gpu():
+    """No GPU is needed to check the pinning: each worker sees one device id, its own."""
+    from mer_bench_plugins.executors.process import ProcessExecutor, ProcessSettings, pool_size
+    from tests.parallel_work import GpuJob, visible_gpus
+
+    jobs = [GpuJob(k) for k in range(6)]
+    assert pool_size(jobs, ProcessSettings(gpus=2)) == 2
+    outcomes = list(ProcessExecutor().run(visible_gpus, jobs, ProcessSettings(gpus=2)))
+    assert sorted(o.job.number for o in outcomes) == list(range(6)) and all(o.ok for o in outcomes)
+    devices_by_worker = {}
+    for o in outcomes:
+        pid, devices = o.result
+        devices_by_worker.setdefault(pid, set()).add(devices)
+    assert sorted(d for seen in devices_by_worker.values() for d in seen) == ["0", "1"]
+    assert all(len(seen) == 1 for seen in devices_by_worker.values())
+    # Without gpus, a GPU job still runs: one worker per core it asks for.
+    assert pool_size(jobs, ProcessSettings()) >= 1
+
+
 def test_bad_sweeps_are_one_clear_error(plugins, tmp_path):
     with pytest.raises(ConfigError, match="models named more than once: majority"):
         sweep_of(models="majority,majority")

@@ -13,6 +13,7 @@ job, over the cores of this machine.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -60,13 +61,16 @@ class ProcessExecutor:
             return
         context = multiprocessing.get_context("forkserver")
         workers = min(pool_size(jobs, settings), len(jobs))
-        initializer, initargs = None, ()
-        if settings.gpus and any(job.resources.gpus for job in jobs):
-            devices = context.Manager().Queue()
-            for device in range(workers):
-                devices.put(device)
-            initializer, initargs = _pin_gpu, (devices,)
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs) as pool:
+        with contextlib.ExitStack() as stack:
+            initializer, initargs = None, ()
+            if settings.gpus and any(job.resources.gpus for job in jobs):
+                devices = stack.enter_context(context.Manager()).Queue()
+                for device in range(workers):
+                    devices.put(device)
+                initializer, initargs = _pin_gpu, (devices,)
+            pool = stack.enter_context(
+                ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs)
+            )
             futures = {pool.submit(partial(call, fn), job): job for job in jobs}
             for future in as_completed(futures):
                 try:
