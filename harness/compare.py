@@ -46,8 +46,7 @@ def mcnemar_exact(a_right: np.ndarray, b_right: np.ndarray) -> tuple[int, int, f
 def _predictions(folder: RunFolder, folds: int) -> pd.DataFrame:
     if not all(folder.fold_done(k) for k in range(folds)):
         raise RunError(f"run {folder.run_id} is unfinished; resume it before comparing")
-    parts = [pd.read_csv(folder.fold_dir(k) / "predictions.csv").assign(fold=k) for k in range(folds)]
-    return pd.concat(parts, ignore_index=True)
+    return folder.fold_predictions(folds)
 
 
 def _check_paired(a: RunFolder, b: RunFolder) -> int:

@@ -30,13 +30,6 @@ EXCLUDED_COLOUR = "#7f7f7f"
 FORMATS = ("png", "svg")
 
 
-def _read_csv(folder: RunFolder, name: str) -> pd.DataFrame:
-    path = folder.path / name
-    if not path.is_file():
-        raise RunError(f"run {folder.run_id}: {name} is missing")
-    return pd.read_csv(path, dtype={"track_id": str, "uid": str}, keep_default_na=True)
-
-
 def _folds(folder: RunFolder) -> list[int]:
     folds = folder.read_json("manifest.json")["config"]["folds"]
     done = [k for k in range(folds) if folder.fold_done(k)]
@@ -47,16 +40,16 @@ def _folds(folder: RunFolder) -> list[int]:
 
 def pooled_predictions(folder: RunFolder) -> pd.DataFrame:
     """Every finished fold's test predictions (column ``fold``), with each track's dataset and genre."""
-    parts = [_read_csv(folder, f"fold-{k}/predictions.csv").assign(fold=k) for k in _folds(folder)]
-    tracks = _read_csv(folder, "tracks.csv")[["uid", "dataset", "genre"]]
-    return pd.concat(parts, ignore_index=True).merge(tracks, on="uid", how="left", validate="many_to_one")
+    predictions = folder.fold_predictions(max(_folds(folder)) + 1)
+    tracks = folder.read_csv("tracks.csv")[["uid", "dataset", "genre"]]
+    return predictions.merge(tracks, on="uid", how="left", validate="many_to_one")
 
 
 def va_plane(folder: RunFolder) -> Figure:
     """Figure 2: each dataset's tracks on the valence/arousal plane, kept ones coloured by
     quadrant and those preparation excluded in grey, with the scale midpoints as thresholds."""
-    tracks = _read_csv(folder, "tracks.csv")
-    report = _read_csv(folder, "prep-report.csv")
+    tracks = folder.read_csv("tracks.csv")
+    report = folder.read_csv("prep-report.csv")
     if "arousal" not in report.columns:  # runs from before the report carried labels
         report = report.assign(arousal=np.nan, valence=np.nan)
     scales = folder.read_json("manifest.json").get("scales", {})
@@ -142,7 +135,7 @@ def feature_examples(folder: RunFolder) -> Figure:
 def split_counts(folder: RunFolder) -> Figure:
     """Figure 4: tracks per quadrant and dataset in the development part (the cross-validation
     folds' training and validation tracks) and in the held-out test set."""
-    splits = _read_csv(folder, "splits.csv")
+    splits = folder.read_csv("splits.csv")
     datasets = sorted(splits["dataset"].unique())
     fig = Figure(figsize=(max(6.0, 2.2 * len(datasets)) * 2, 4.0), layout="constrained")
     axes = fig.subplots(1, 2)
@@ -171,7 +164,7 @@ def split_counts(folder: RunFolder) -> Figure:
 def training_curves(folder: RunFolder) -> Figure:
     """Figure 5: training and validation loss per epoch in each fold, with the epoch whose
     weights early stopping kept."""
-    histories = {k: _read_csv(folder, f"fold-{k}/history.csv") for k in _folds(folder)}
+    histories = {k: folder.read_csv(f"fold-{k}/history.csv") for k in _folds(folder)}
     model = folder.read_json("manifest.json")["model"]["name"]
     if not all({"epoch", "loss", "val_loss"} <= set(h.columns) for h in histories.values()):
         columns = ", ".join(next(iter(histories.values())).columns)

@@ -86,8 +86,8 @@ def run_report_html(folder: RunFolder) -> str:
     """One HTML page of a finished run: manifest, Tables 3 and 4, every figure, the preparation report."""
     manifest = folder.read_json("manifest.json")
     summary = folder.read_json("summary.json")
-    splits = pd.read_csv(folder.path / "splits.csv")
-    report = pd.read_csv(folder.path / "prep-report.csv", dtype={"track_id": str})
+    splits = folder.read_csv("splits.csv")
+    report = folder.read_csv("prep-report.csv")
     kept = splits.groupby(["dataset", "split"]).size().unstack(fill_value=0).reset_index()
     excluded = (
         report.groupby(["dataset", "stage", "reason"]).size().rename("tracks").reset_index()

@@ -274,7 +274,8 @@ def prepare_run(
     # The labels of the excluded tracks, where they have any, so that a figure can show
     # what preparation took away from the valence/arousal plane.
     labels = labelled[["dataset", "track_id", "quadrant", "arousal", "valence"]]
-    folder.write_csv("prep-report.csv", exclusions_table(excluded).merge(labels, on=["dataset", "track_id"], how="left"))
+    report = exclusions_table(excluded)
+    folder.write_csv("prep-report.csv", report.merge(labels, on=["dataset", "track_id"], how="left"))
     tracks = prepared.tracks.assign(uid=track_uids(prepared.tracks))
     write_feature_examples(folder, splits, features)
     folder.write_csv(
@@ -287,7 +288,7 @@ def prepare_run(
     counts = splits.groupby(["dataset", "split"]).size().unstack(fill_value=0)
     facts = {
         "tracks": {d: {k: int(v) for k, v in row.items()} for d, row in counts.iterrows()},
-        "excluded": {str(k): int(v) for k, v in exclusions_table(excluded)["reason"].value_counts().items()},
+        "excluded": {str(k): int(v) for k, v in report["reason"].value_counts().items()},
         # Songs present under several ids, kept on one side of every split.
         "song_groups": merged_groups(prepared.tracks),
         "feature_cache": features.counts,

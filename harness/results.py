@@ -131,6 +131,13 @@ class RunFolder:
     def write_csv(self, name: str, table: pd.DataFrame) -> None:
         atomic_write(self.path / name, csv_bytes(table))
 
+    def read_csv(self, name: str) -> pd.DataFrame:
+        """A table of the run (track ids and uids as text); RunError when it is missing."""
+        try:
+            return pd.read_csv(self.path / name, dtype={"track_id": str, "uid": str})
+        except FileNotFoundError:
+            raise RunError(f"run {self.run_id}: {name} is missing") from None
+
     def fold_dir(self, fold: int) -> Path:
         return self.path / f"fold-{fold}"
 
@@ -151,3 +158,8 @@ class RunFolder:
     def fold_metrics(self, folds: int) -> list[dict[str, Any]]:
         """The metrics of every finished fold, in fold order."""
         return [self.read_json(f"fold-{k}/metrics.json") for k in range(folds) if self.fold_done(k)]
+
+    def fold_predictions(self, folds: int) -> pd.DataFrame:
+        """The test predictions of every finished fold, one table with a ``fold`` column."""
+        parts = [self.read_csv(f"fold-{k}/predictions.csv").assign(fold=k) for k in range(folds) if self.fold_done(k)]
+        return pd.concat(parts, ignore_index=True)

@@ -39,9 +39,14 @@ def _pin_gpu(devices) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = str(devices.get())
 
 
+def pins_gpus(jobs: Sequence[Any], settings: ProcessSettings) -> bool:
+    """Whether each worker gets one of the machine's GPUs: some are given and some job wants one."""
+    return bool(settings.gpus) and any(job.resources.gpus for job in jobs)
+
+
 def pool_size(jobs: Sequence[Any], settings: ProcessSettings) -> int:
     """How many workers: one per GPU, or the cores divided by the largest per-job cpu need."""
-    if settings.gpus and any(job.resources.gpus for job in jobs):
+    if pins_gpus(jobs, settings):
         return settings.gpus
     if settings.workers:
         return settings.workers
@@ -63,7 +68,7 @@ class ProcessExecutor:
         workers = min(pool_size(jobs, settings), len(jobs))
         with contextlib.ExitStack() as stack:
             initializer, initargs = None, ()
-            if settings.gpus and any(job.resources.gpus for job in jobs):
+            if pins_gpus(jobs, settings):
                 devices = stack.enter_context(context.Manager()).Queue()
                 for device in range(workers):
                     devices.put(device)
