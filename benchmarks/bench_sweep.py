@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--executors", default="local,process,ray")
     args = parser.parse_args()
 
-    from mer_bench.plugins import load_plugins
+    from mer_bench.plugin_manager import load_plugins
     from mer_bench.registry import load_registry
     from mer_bench.sweep import build_sweep, run_configs, run_sweep
 

@@ -10,7 +10,7 @@ from mer_bench.discover import discover
 from mer_bench.errors import DatasetError
 from mer_bench.figures import va_plane
 from mer_bench.label import assign_quadrants
-from mer_bench.plugins import load_plugins
+from mer_bench.plugin_manager import load_plugins
 from mer_bench.results import RunFolder
 from mer_bench.types import QUADRANTS
 from mer_bench_plugins.datasets.bimodal import BiModal

@@ -21,7 +21,7 @@ from mer_bench.figures import (
     va_plane,
 )
 from mer_bench.pipeline import run_benchmark
-from mer_bench.plugins import load_plugins
+from mer_bench.plugin_manager import load_plugins
 from mer_bench.registry import load_registry
 from mer_bench.report import leaderboard
 from mer_bench.types import QUADRANTS

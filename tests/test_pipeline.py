@@ -11,7 +11,7 @@ import pytest
 from mer_bench.config import build_config
 from mer_bench.errors import RunError
 from mer_bench.pipeline import run_benchmark
-from mer_bench.plugins import load_plugins
+from mer_bench.plugin_manager import load_plugins
 from mer_bench.registry import load_registry
 from mer_bench.types import QUADRANTS, Clip, quadrant_index
 from tests.conftest import BUILTINS, TINY_DEMO

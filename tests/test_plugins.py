@@ -3,7 +3,7 @@
 import pytest
 
 from mer_bench.errors import PluginError, UnknownPluginError
-from mer_bench.plugins import load_plugins
+from mer_bench.plugin_manager import load_plugins
 from tests.conftest import BUILTINS, TINY_DEMO, make_distribution
 
 BROKEN = "raise ImportError('no module named tensorflow_magic')"

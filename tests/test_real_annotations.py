@@ -15,7 +15,7 @@ import pytest
 
 from mer_bench.discover import discover
 from mer_bench.label import assign_quadrants
-from mer_bench.plugins import load_plugins
+from mer_bench.plugin_manager import load_plugins
 from mer_bench.protocol import merged_groups
 from tests.conftest import BUILTINS, REPO
 

@@ -6,7 +6,7 @@ import pytest
 
 from mer_bench.errors import ConfigError, ExecutorError
 from mer_bench.pipeline import fold_seed
-from mer_bench.plugins import load_plugins
+from mer_bench.plugin_manager import load_plugins
 from mer_bench.registry import load_registry
 from mer_bench.sweep import build_sweep, run_configs, run_sweep
 from tests.conftest import BUILTINS, TINY_DEMO, run_cli

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from mer_bench.errors import DatasetError
-from mer_bench.plugins import PluginSet
+from mer_bench.plugin_manager import PluginSet
 from mer_bench.types import QUADRANTS
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from mer_bench.discover import resolve_root
 from mer_bench.errors import MerBenchError
 from mer_bench.label import assign_quadrants
-from mer_bench.plugins import PluginSet
+from mer_bench.plugin_manager import PluginSet
 from mer_bench.prepare import balance_quadrants, balanced_datasets, crop_tracks
 from mer_bench.progress import SILENT, Progress
 from mer_bench.types import QUADRANTS, validate_tracks

@@ -16,7 +16,7 @@ from mer_bench.cache import FeatureCache
 from mer_bench.config import validate_settings
 from mer_bench.errors import RunError
 from mer_bench.features import extract_features, feature_versions
-from mer_bench.plugins import PluginSet
+from mer_bench.plugin_manager import PluginSet
 from mer_bench.prepare import crop_tracks
 from mer_bench.protocol import track_uids
 from mer_bench.results import RunFolder

@@ -25,7 +25,7 @@ from mer_bench.protocol import track_uids
 from mer_bench.types import Clip, Exclusion, FeatureExtractor
 
 if TYPE_CHECKING:
-    from mer_bench.plugins import PluginSet
+    from mer_bench.plugin_manager import PluginSet
 
 #: The cache folder for each dataset's finished arrays.
 FINISHED = "finished"

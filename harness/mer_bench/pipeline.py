@@ -26,7 +26,7 @@ from mer_bench.executors import Resources
 from mer_bench.features import Features, extract_features, feature_versions
 from mer_bench.label import assign_quadrants
 from mer_bench.metrics import aggregate, score
-from mer_bench.plugins import PluginSet
+from mer_bench.plugin_manager import PluginSet
 from mer_bench.prepare import exclusions_table, prepare
 from mer_bench.progress import SILENT, Progress
 from mer_bench.protocol import fold_parts, make_splits, merged_groups, track_uids

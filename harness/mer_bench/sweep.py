@@ -23,7 +23,7 @@ from mer_bench.config import RunConfig, build_config, read_config_file, validate
 from mer_bench.errors import ConfigError
 from mer_bench.executors import Outcome, execute
 from mer_bench.pipeline import PreparedRun, finish_run, fit_fold, prepare_run, write_fold
-from mer_bench.plugins import PluginSet
+from mer_bench.plugin_manager import PluginSet
 from mer_bench.progress import SILENT, Progress
 from mer_bench.registry import Registry
 from mer_bench.results import RunFolder

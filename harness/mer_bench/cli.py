@@ -35,7 +35,7 @@ class State:
 
     def plugins(self):
         """Load plugins once per command, warning about any that failed."""
-        from mer_bench.plugins import load_plugins
+        from mer_bench.plugin_manager import load_plugins
 
         if self._plugins is None:
             self._plugins = load_plugins(self.registry().builtins.plugins, strict=self.strict_plugins)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from mer_bench.errors import DatasetError
-from mer_bench.plugins import PluginSet
+from mer_bench.plugin_manager import PluginSet
 from mer_bench.songkey import song_keys
 from mer_bench.types import DatasetLoader, Exclusion, validate_tracks
 
