@@ -123,20 +123,20 @@ def test_a_run_killed_between_folds_resumes_to_the_same_result(tiny_site, tmp_pa
         stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 120
-    while time.time() < deadline and not (runs.exists() and any(runs.glob("*/fold-1/metrics.json"))):
+    while time.time() < deadline and not (runs.exists() and any(runs.glob("*/fold-2/metrics.json"))):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     run_dir = _only_run(runs)
     assert not (run_dir / "summary.json").exists()
     finished = sorted(p.name for p in run_dir.glob("fold-?"))
-    assert "fold-0" in finished and "fold-4" not in finished
-    before = (run_dir / "fold-0" / "metrics.json").read_bytes()
+    assert "fold-1" in finished and "fold-5" not in finished
+    before = (run_dir / "fold-1" / "metrics.json").read_bytes()
 
     resumed = run_cli("run", "--resume", run_dir.name, "--runs-dir", str(runs), "--no-progress", site=tiny_site)
     assert resumed.returncode == 0, resumed.stderr
     assert "Table 3" in resumed.stdout
-    assert (run_dir / "fold-0" / "metrics.json").read_bytes() == before
+    assert (run_dir / "fold-1" / "metrics.json").read_bytes() == before
     full_summary = json.loads((_only_run(tmp_path / "full") / "summary.json").read_text())
     resumed_summary = json.loads((run_dir / "summary.json").read_text())
     assert resumed_summary["metrics"] == full_summary["metrics"]
@@ -226,8 +226,8 @@ def test_predict_gives_each_files_quadrant_from_one_fold_or_all(finished_run, tm
     assert mean.returncode == 0, mean.stderr
     rows = json.loads(mean.stdout)["predictions"]
     assert [r["file"] for r in rows] == files
-    one = json.loads(run_cli("predict", "--run", run_id, "--runs-dir", str(runs), "--fold", "0", "--json", *files).stdout)
-    # The mean over five folds is not fold 0 alone, and each is a distribution.
+    one = json.loads(run_cli("predict", "--run", run_id, "--runs-dir", str(runs), "--fold", "1", "--json", *files).stdout)
+    # The mean over five folds is not fold 1 alone, and each is a distribution.
     for r in rows + one["predictions"]:
         assert sum(r[f"p_{q}"] for q in ("A+V+", "A+V-", "A-V-", "A-V+")) == pytest.approx(1.0)
     assert [r["p_A+V+"] for r in rows] != [r["p_A+V+"] for r in one["predictions"]]
@@ -236,4 +236,4 @@ def test_predict_gives_each_files_quadrant_from_one_fold_or_all(finished_run, tm
     missing = run_cli("predict", "--run", run_id, "--runs-dir", str(runs), str(tmp_path / "gone.mp3"))
     assert missing.returncode == 1 and "gone.mp3: audio-missing" in missing.stderr
     bad_fold = run_cli("predict", "--run", run_id, "--runs-dir", str(runs), "--fold", "7", *files)
-    assert bad_fold.returncode == 1 and "no finished fold 7" in bad_fold.stderr
+    assert bad_fold.returncode == 1 and "has folds 1 to 5; there is no fold 7" in bad_fold.stderr

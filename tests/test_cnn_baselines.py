@@ -203,7 +203,7 @@ def test_sarkar_vgg_runs_and_predicts_through_the_cli(tiny_site, tmp_path):
     (run,) = runs.iterdir()
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["feature"]["settings"]["n_mels"] == 64 and manifest["model"]["settings"]["width"] == 0.25
-    for fold in (0, 1):
+    for fold in (1, 2):
         history = (run / f"fold-{fold}" / "history.csv").read_text().splitlines()
         assert len(history) == 3  # two epochs
         predictions = (run / f"fold-{fold}" / "predictions.csv").read_text().splitlines()

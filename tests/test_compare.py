@@ -45,14 +45,14 @@ def test_compare_gives_mcnemar_p_values_that_match_a_hand_computation(runs):
     out = run_cli("compare", ids["mlp"], ids["majority"], "--runs-dir", str(folder), "--format", "json", "--resamples", "300")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    a, b = (pd.concat([pd.read_csv(folder / ids[n] / f"fold-{k}" / "predictions.csv").assign(fold=k) for k in range(5)])
+    a, b = (pd.concat([pd.read_csv(folder / ids[n] / f"fold-{k}" / "predictions.csv").assign(fold=k) for k in range(1, 6)])
             for n in ("mlp", "majority"))
     both = a.merge(b, on=["fold", "uid"], suffixes=("_a", "_b"))
     right_a, right_b = both.predicted_a == both.true_a, both.predicted_b == both.true_b
     rows = result["folds"]
     assert [r["Fold"] for r in rows] == ["Fold 1", "Fold 2", "Fold 3", "Fold 4", "Fold 5", "Pooled"]
     for k, row in enumerate(rows):
-        part = both.fold == k if k < 5 else both.fold >= 0
+        part = both.fold == k + 1 if k < 5 else both.fold >= 0
         only_a, only_b = int((right_a & ~right_b & part).sum()), int((~right_a & right_b & part).sum())
         assert (row["Only A right"], row["Only B right"]) == (only_a, only_b)
         assert row["McNemar p"] == pytest.approx(mcnemar_by_hand(only_a, only_b), rel=1e-9)

@@ -57,7 +57,7 @@ def test_run_and_predict_through_the_cli(tiny_site, tmp_path):
     assert manifest["model"]["settings"]["weights"] == "none"  # asked for by the preset, and recorded
     assert manifest["model"]["settings"]["batch_size"] == 8
     assert manifest["feature"]["settings"]["size"] == 32
-    for fold in (0, 1):
+    for fold in (1, 2):
         folder = run / f"fold-{fold}"
         assert (folder / "model" / "model.keras").is_file()
         assert json.loads((folder / "model" / "effnetb3.json").read_text())["weights"]["kind"] == "none"

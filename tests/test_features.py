@@ -66,7 +66,7 @@ def test_finish_runs_per_dataset_and_failures_are_excluded(tmp_path):
     assert features.rows(["b/5", "a/0", "b/3"])[:, 0].tolist() == [5.0, -1.0]
     reasons = {(e.track_id, e.reason) for e in features.excluded}
     assert reasons == {("3", "decode-error"), ("4", "audio-missing")}
-    assert features.counts == {"hits": 0, "computed": 4, "failed": 2}
+    assert features.counts == {"hits": 0, "computed": 4, "failed": 2, "rebuilt": 0}
 
 
 def test_rows_read_only_what_is_taken_in_the_order_asked(tmp_path):
@@ -180,7 +180,7 @@ def test_nan_features_exclude_their_clip_with_a_reason_and_are_not_cached(tmp_pa
         (excluded,) = features.excluded
         assert (excluded.track_id, excluded.stage, excluded.reason) == ("1", "features", "non-finite-features")
         assert "loudness-or-nan gave NaN or infinite values" in excluded.detail
-    assert features.counts == {"hits": 1, "computed": 0, "failed": 1}
+    assert features.counts == {"hits": 1, "computed": 0, "failed": 1, "rebuilt": 0}
 
 
 def sine(freq, amplitude, seconds=2.0, sr=22050):

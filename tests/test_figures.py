@@ -149,7 +149,7 @@ def test_split_counts_has_a_bar_per_quadrant_and_dataset_for_dev_and_test(mlp_ru
 def test_training_curves_show_each_folds_losses_and_kept_epoch(mlp_run):
     fig = training_curves(mlp_run)
     assert [ax.get_title() for ax in fig.axes] == ["Fold 1", "Fold 2", "Fold 3"]
-    for fold, ax in enumerate(fig.axes):
+    for fold, ax in enumerate(fig.axes, start=1):
         history = pd.read_csv(mlp_run.path / f"fold-{fold}" / "history.csv")
         training, validation, kept = ax.lines
         np.testing.assert_allclose(training.get_ydata(), history["loss"])
@@ -163,10 +163,10 @@ def test_confusion_counts_every_folds_test_predictions(mlp_run):
     fig = confusion(mlp_run)
     counts_ax, shares_ax = fig.axes[:2]  # then their colour bars
     shown = counts_ax.images[0].get_array()
-    predictions = pd.concat(pd.read_csv(mlp_run.path / f"fold-{k}" / "predictions.csv") for k in range(3))
+    predictions = pd.concat(pd.read_csv(mlp_run.path / f"fold-{k}" / "predictions.csv") for k in (1, 2, 3))
     expected = confusion_matrix(predictions["true"], predictions["predicted"], labels=list(QUADRANTS))
     np.testing.assert_array_equal(shown, expected)
-    assert int(shown.sum()) == 3 * len(pd.read_csv(mlp_run.path / "fold-0" / "predictions.csv"))
+    assert int(shown.sum()) == 3 * len(pd.read_csv(mlp_run.path / "fold-1" / "predictions.csv"))
     # The same as the summary's confusion matrix, which the metrics stage summed.
     summary = mlp_run.read_json("summary.json")
     np.testing.assert_array_equal(shown, summary["metrics"]["confusion"])
@@ -178,7 +178,7 @@ def test_confusion_counts_every_folds_test_predictions(mlp_run):
 
 def test_breakdown_scores_each_source_and_genre(mlp_run):
     table = breakdown_table(mlp_run)
-    predictions = pd.concat(pd.read_csv(mlp_run.path / f"fold-{k}" / "predictions.csv") for k in range(3))
+    predictions = pd.concat(pd.read_csv(mlp_run.path / f"fold-{k}" / "predictions.csv") for k in (1, 2, 3))
     overall = table[table["by"] == "dataset"].iloc[0]
     assert overall["group"] == "demo-tiny" and overall["tracks"] == predictions["uid"].nunique()
     assert overall["accuracy"] == pytest.approx((predictions["true"] == predictions["predicted"]).mean())

@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
 
 from mer_bench.config import build_config
 from mer_bench.errors import RunError
@@ -57,7 +58,7 @@ def test_run_folder_holds_manifest_splits_and_folds(plugins, tmp_path):
     assert len(manifest["fold_seeds"]) == 5 and len(set(manifest["fold_seeds"])) == 5
     splits = pd.read_csv(folder.path / "splits.csv")
     test_uids = set(splits.loc[splits.split == "test", "uid"])
-    for fold in range(5):
+    for fold in range(1, 6):
         predictions = pd.read_csv(folder.path / f"fold-{fold}" / "predictions.csv")
         assert set(predictions["uid"]) == test_uids
         assert np.allclose(predictions[[f"p_{q}" for q in QUADRANTS]].sum(axis=1), 1.0)
@@ -80,10 +81,10 @@ def test_run_folder_holds_manifest_splits_and_folds(plugins, tmp_path):
 def test_early_stopping_restores_the_best_validation_epoch(plugins, tmp_path):
     folder = run_benchmark(tiny_config(), plugins, tmp_path / "runs")
     factory = plugins.model("logmel-mlp")
-    model = factory.load(folder.path / "fold-0" / "model")
-    history = pd.read_csv(folder.path / "fold-0" / "history.csv")
+    model = factory.load(folder.path / "fold-1" / "model")
+    history = pd.read_csv(folder.path / "fold-1" / "history.csv")
     splits = pd.read_csv(folder.path / "splits.csv")
-    val = splits[(splits.split == "dev") & (splits.fold == 0)]
+    val = splits[(splits.split == "dev") & (splits.fold == 1)]
     extractor = plugins.feature("logmel-stats")
     settings = extractor.settings_model()
     tracks = pd.read_csv(folder.path / "tracks.csv").set_index("uid").loc[val["uid"]]
@@ -118,16 +119,16 @@ def test_same_seed_gives_identical_splits_and_scores(plugins, tmp_path):
 def test_resume_finishes_missing_folds_with_the_same_result(plugins, tmp_path):
     folder = run_benchmark(tiny_config(), plugins, tmp_path / "runs")
     complete = json.loads((folder.path / "summary.json").read_text())
-    kept = (folder.path / "fold-0" / "metrics.json").stat().st_mtime_ns
+    kept = (folder.path / "fold-1" / "metrics.json").stat().st_mtime_ns
     for fold in (2, 3, 4):
         shutil.rmtree(folder.path / f"fold-{fold}")
     (folder.path / "summary.json").unlink()
-    (folder.path / "fold-3.partial").mkdir()  # what a kill during fold 3 leaves
+    (folder.path / "fold-4.partial").mkdir()  # what a kill during fold 4 leaves
     run_benchmark(tiny_config(), plugins, tmp_path / "runs", resume=folder.run_id)
     resumed = json.loads((folder.path / "summary.json").read_text())
     assert resumed["metrics"] == complete["metrics"]
-    assert (folder.path / "fold-0" / "metrics.json").stat().st_mtime_ns == kept
-    assert not (folder.path / "fold-3.partial").exists()
+    assert (folder.path / "fold-1" / "metrics.json").stat().st_mtime_ns == kept
+    assert not (folder.path / "fold-4.partial").exists()
 
 
 def test_resume_refuses_other_settings_or_changed_data(plugins, tmp_path, cache_root):
@@ -135,11 +136,23 @@ def test_resume_refuses_other_settings_or_changed_data(plugins, tmp_path, cache_
     shutil.copytree(plugins.dataset("demo-tiny").default_root(), data)
     config = tiny_config(paths={"demo-tiny": str(data)})
     folder = run_benchmark(config, plugins, tmp_path / "runs")
+    manifest_data = json.loads((folder.path / "manifest.json").read_text())["data"]
     with pytest.raises(RunError, match=r"other settings \(seed: 5 -> 6\)"):
         run_benchmark(tiny_config(seed=6, paths={"demo-tiny": str(data)}), plugins, tmp_path / "runs", resume=folder.run_id)
+    # The audio of one track re-encoded (the same labels): finished folds saw the old audio.
+    (folder.path / "fold-3" / "metrics.json").unlink()
     annotations = pd.read_csv(data / "annotations.csv", dtype={"track_id": str})
+    first = data / "audio" / annotations["file"][0]
+    audio, rate = sf.read(first)
+    sf.write(first, 0.5 * audio, rate, format=sf.info(first).format)
+    with pytest.raises(RunError, match="audio or labels of demo-tiny changed since it started"):
+        run_benchmark(config, plugins, tmp_path / "runs", resume=folder.run_id)
+    assert not (folder.path / "fold-3" / "metrics.json").exists()  # nothing was run on the new data
+    assert json.loads((folder.path / "manifest.json").read_text())["data"] == manifest_data
+    # A track dropped from the annotations is refused the same way.
+    sf.write(first, audio, rate, format=sf.info(first).format)
     annotations.iloc[1:].to_csv(data / "annotations.csv", index=False)
-    with pytest.raises(RunError, match="no longer gives the splits"):
+    with pytest.raises(RunError, match="audio or labels of demo-tiny changed"):
         run_benchmark(config, plugins, tmp_path / "runs", resume=folder.run_id)
 
 

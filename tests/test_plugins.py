@@ -14,12 +14,20 @@ from mer_bench import hookimpl
 def mer_bench_modles():
     return []
 """
-NOT_A_MODEL = """
+HALF_A_MODEL = """
 from mer_bench import hookimpl
+
+class HalfModel:
+    name = "half"
+    feature = "logmel-stats"
+
+    def check(self, settings): ...
+
+    def build(self, settings, n_classes, seed): ...
 
 @hookimpl
 def mer_bench_models():
-    return [object()]
+    return [object(), HalfModel()]
 """
 DUPLICATE = """
 from mer_bench import hookimpl
@@ -76,17 +84,36 @@ def test_a_misspelled_hook_is_caught_by_check_pending(site):
     assert failure.source.plugin == "typo" and "mer_bench_modles" in failure.error
 
 
-def test_an_object_that_breaks_the_protocol_is_reported(site):
-    make_distribution(site, "mer-bench-odd", "0.1", {"odd_plugin": NOT_A_MODEL}, {"odd": "odd_plugin"})
+def test_an_object_that_breaks_the_protocol_is_reported_with_what_it_lacks(site):
+    make_distribution(site, "mer-bench-odd", "0.1", {"odd_plugin": HALF_A_MODEL}, {"odd": "odd_plugin"})
+    plugins = load_plugins(BUILTINS)
+    errors = sorted(f.error for f in plugins.failures)
+    assert len(errors) == 2
+    # object() lacks everything; the half model names only the members it is missing.
+    assert "lacks build, check, feature, load, name, settings_model, which the ModelFactory protocol requires" in errors[0]
+    assert "HalfModel" in errors[1] and "lacks load, settings_model, which the ModelFactory protocol" in errors[1]
+
+
+def test_duplicate_names_keep_the_built_in_and_refuse_only_the_contested_name(site):
+    make_distribution(site, "mer-bench-dup", "2.0", {"dup_plugin": DUPLICATE}, {"dup": "dup_plugin"})
     plugins = load_plugins(BUILTINS)
     (failure,) = plugins.failures
-    assert "does not follow the ModelFactory protocol" in failure.error
+    assert failure.source.distribution == "mer-bench-dup"
+    assert "its dataset 'demo' has the name of one from mer_bench_plugins.datasets.demo (built-in" in failure.error
+    assert plugins.entries["dataset"]["demo"].source.builtin
+    assert plugins.model("logmel-mlp") is not None  # everything else is usable
+    with pytest.raises(PluginError, match=r"2 dataset plugins are named 'demo': .*mer-bench 0.1.0.* and .*mer-bench-dup 2.0"):
+        plugins.dataset("demo")
+    with pytest.raises(PluginError, match="has the name of one from"):
+        load_plugins(BUILTINS, strict=True)
 
 
-def test_duplicate_names_are_an_error_naming_both_sources(site):
-    make_distribution(site, "mer-bench-dup", "2.0", {"dup_plugin": DUPLICATE}, {"dup": "dup_plugin"})
-    with pytest.raises(PluginError, match=r"two dataset plugins are named 'demo'.*mer-bench 0.1.0.*mer-bench-dup 2.0"):
-        load_plugins(BUILTINS)
+def test_a_name_from_a_plugin_that_failed_to_load_says_so(site):
+    make_distribution(site, "mer-bench-knn", "0.2", {"knn_plugin": BROKEN}, {"knn": "knn_plugin"})
+    plugins = load_plugins(BUILTINS)
+    with pytest.raises(UnknownPluginError, match=r"unknown model plugin 'knn'.*it may come from a plugin that did not "
+                       r"load: knn \(entry point, mer-bench-knn 0.2\) failed to load: ImportError: no module named tensorflow_magic"):
+        plugins.model("knn")
 
 
 def test_unknown_names_list_the_known_ones():

@@ -31,7 +31,7 @@ def test_test_set_and_folds_are_stratified_on_quadrant_and_dataset():
     counts = test.groupby(["dataset", "quadrant"]).size()
     assert counts.loc["alpha"].min() == 3 and counts.loc["beta"].min() >= 1
     dev = splits[splits.split == "dev"]
-    assert sorted(dev.fold.unique()) == [0, 1, 2, 3, 4]
+    assert sorted(dev.fold.unique()) == [1, 2, 3, 4, 5]
     per_stratum = dev.groupby(["dataset", "quadrant", "fold"]).size().unstack()
     assert (per_stratum.max(axis=1) - per_stratum.min(axis=1)).max() <= 1
 
@@ -40,7 +40,7 @@ def test_fold_parts_partition_the_dev_set_and_never_touch_test():
     splits = make_splits(corpus(), folds=5, test_size=0.1, seed=3)
     test = set(splits.loc[splits.split == "test", "uid"])
     seen_val = []
-    for fold in range(5):
+    for fold in range(1, 6):
         parts = fold_parts(splits, fold)
         assert not set(parts["train"]) & set(parts["val"])
         assert not (set(parts["train"]) | set(parts["val"])) & test

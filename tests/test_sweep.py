@@ -104,7 +104,7 @@ def sweep_of(**values):
 
 def fingerprint(folder):
     """What a run computed: its splits, every fold's predictions and metrics, and the summary's metrics."""
-    files = ["splits.csv"] + [f"fold-{k}/{n}" for k in range(3) for n in ("predictions.csv", "metrics.json")]
+    files = ["splits.csv"] + [f"fold-{k}/{n}" for k in (1, 2, 3) for n in ("predictions.csv", "metrics.json")]
     return {name: (folder.path / name).read_bytes() for name in files} | {
         "metrics": json.dumps(folder.read_json("summary.json")["metrics"], sort_keys=True)
     }
@@ -144,18 +144,18 @@ def attempts(tmp_path) -> list[int]:
 
 def test_a_failing_job_is_retried_then_reported_and_the_sweep_resumes_it(plugins, tmp_path):
     (tmp_path / "poison").touch()
-    plan, configs = sweep_of(models="flaky,majority", retries=2, model_settings=flaky_settings(tmp_path, 1))
+    plan, configs = sweep_of(models="flaky,majority", retries=2, model_settings=flaky_settings(tmp_path, 2))
     result = run_sweep(plan, configs, plugins, tmp_path / "runs")
-    poisoned = fold_seed(RUN["seed"], 1)
-    # Fold 1 ran three times (once and two retries); folds 0 and 2 once.
-    assert sorted(attempts(tmp_path)) == sorted([fold_seed(5, 0), fold_seed(5, 2)] + [poisoned] * 3)
+    poisoned = fold_seed(RUN["seed"], 2)
+    # Fold 2 ran three times (once and two retries); folds 1 and 3 once.
+    assert sorted(attempts(tmp_path)) == sorted([fold_seed(5, 1), fold_seed(5, 3)] + [poisoned] * 3)
     (failure,) = result.failures
-    assert failure.job.fold == 1 and failure.error == "RuntimeError: poisoned fold"
+    assert failure.job.fold == 2 and "RuntimeError: poisoned fold" in failure.error
     assert "Traceback" in failure.traceback
-    # The other jobs' results are kept: majority finished, flaky has folds 0 and 2.
+    # The other jobs' results are kept: majority finished, flaky has folds 1 and 3.
     assert [f.read_json("summary.json")["model"] for f in result.finished] == ["majority"]
     (flaky,) = result.unfinished
-    assert [flaky.fold_done(k) for k in range(3)] == [True, False, True]
+    assert [flaky.fold_done(k) for k in (1, 2, 3)] == [True, False, True]
     assert not (flaky.path / "summary.json").exists()
 
     # The cause removed, the same sweep runs only the missing fold and finishes.
@@ -172,11 +172,11 @@ def test_a_worker_that_dies_has_its_job_retried(plugins, tmp_path, executor, set
     if executor == "ray":
         pytest.importorskip("ray")
     (tmp_path / "poison").touch()
-    model_settings = flaky_settings(tmp_path, 2, die=True)
+    model_settings = flaky_settings(tmp_path, 3, die=True)
     plan, configs = sweep_of(models="flaky", executor=executor, executor_settings=settings, model_settings=model_settings)
     result = run_sweep(plan, configs, plugins, tmp_path / "runs")
     assert not result.failures and len(result.finished) == 1
-    assert attempts(tmp_path).count(fold_seed(5, 2)) == 2  # killed once, then done
+    assert attempts(tmp_path).count(fold_seed(5, 3)) == 2  # killed once, then done
     assert not (tmp_path / "poison").exists()
     (clean,) = run_sweep(plan, configs, plugins, tmp_path / "clean").finished
     # The same results as a sweep where nothing died: the death left nothing behind.
@@ -184,7 +184,7 @@ def test_a_worker_that_dies_has_its_job_retried(plugins, tmp_path, executor, set
 
 
 def test_an_interrupted_sweep_computes_only_what_is_missing(plugins, tmp_path):
-    plan, configs = sweep_of(models="flaky", model_settings=flaky_settings(tmp_path, 0))
+    plan, configs = sweep_of(models="flaky", model_settings=flaky_settings(tmp_path, 1))
     (first,) = run_sweep(plan, configs, plugins, tmp_path / "runs").finished
     before = fingerprint(first)
     # As if stopped while fold 2 was being written, before the summary.

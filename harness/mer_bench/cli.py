@@ -7,6 +7,7 @@ adds the traceback.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -249,6 +250,9 @@ def run(
     if summary["song_groups"]["groups"]:
         groups = summary["song_groups"]
         click.echo(f"{groups['groups']} songs appear under several ids; their {groups['tracks']} tracks were split together")
+    rebuilt = summary["feature_cache"].get("rebuilt", 0)
+    if rebuilt:
+        click.echo(f"feature cache: {rebuilt} damaged entries failed their checksum and were rebuilt")
     if summary["excluded"]:
         reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(summary["excluded"].items()))
         click.echo(f"excluded tracks ({reasons}): see {folder.path / 'prep-report.csv'}")
@@ -410,6 +414,7 @@ def features(state: State, datasets_, feature, data_dir, config_file, jobs, no_p
     counts = result.counts
     click.echo(
         f"{feature}: {counts['hits']} clips already cached, {counts['computed']} extracted, {counts['failed']} failed"
+        + (f"; {counts['rebuilt']} damaged cache entries rebuilt" if counts.get("rebuilt") else "")
     )
     for e in result.excluded:
         click.echo(f"  excluded {e.dataset}/{e.track_id}: {e.reason}: {e.detail}")
@@ -560,6 +565,15 @@ def compare(run_a: str, run_b: str, runs_dir: Path, fmt: str, resamples: int, se
     )
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    SIGTERM (a job scheduler, ``kill``) stops a command the way Ctrl-C does: worker pools
+    drop their queued work, temporary files are removed, and a run stays resumable.
+    """
+    signal.signal(signal.SIGTERM, _interrupt)
     cli(prog_name="mer-bench")

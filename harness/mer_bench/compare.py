@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mer_bench.errors import RunError
-from mer_bench.results import RunFolder
+from mer_bench.results import RunFolder, fold_numbers
 
 
 @dataclass
@@ -44,7 +44,7 @@ def mcnemar_exact(a_right: np.ndarray, b_right: np.ndarray) -> tuple[int, int, f
 
 
 def _predictions(folder: RunFolder, folds: int) -> pd.DataFrame:
-    if not all(folder.fold_done(k) for k in range(folds)):
+    if not all(folder.fold_done(k) for k in fold_numbers(folds)):
         raise RunError(f"run {folder.run_id} is unfinished; resume it before comparing")
     return folder.fold_predictions(folds)
 
@@ -76,7 +76,7 @@ def compare_runs(a: RunFolder, b: RunFolder, *, resamples: int = 2000, confidenc
     merged["right_b"] = merged["predicted_b"] == merged["true_b"]
 
     rows = []
-    for name, part in [*((f"Fold {k + 1}", merged[merged["fold"] == k]) for k in range(folds)), ("Pooled", merged)]:
+    for name, part in [*((f"Fold {k}", merged[merged["fold"] == k]) for k in fold_numbers(folds)), ("Pooled", merged)]:
         only_a, only_b, p = mcnemar_exact(part["right_a"].to_numpy(), part["right_b"].to_numpy())
         rows.append(
             {

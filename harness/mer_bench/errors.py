@@ -13,13 +13,23 @@ class PluginError(MerBenchError):
     """A plugin failed to load, conflicts with another, or does not exist."""
 
 
+class PluginCallError(PluginError):
+    """A plugin raised an exception, or returned something unusable, when mer-bench called it."""
+
+
 class UnknownPluginError(PluginError):
     """A plugin name was asked for that no loaded plugin provides."""
 
-    def __init__(self, kind: str, name: str, known: list[str]):
-        self.kind, self.name, self.known = kind, name, known
+    def __init__(self, kind: str, name: str, known: list[str], failed: list[str] | None = None):
+        self.kind, self.name, self.known, self.failed = kind, name, known, failed or []
         listing = ", ".join(sorted(known)) or "none"
-        super().__init__(f"unknown {kind} plugin {name!r}; known {kind} plugins: {listing}")
+        message = f"unknown {kind} plugin {name!r}; known {kind} plugins: {listing}"
+        if self.failed:
+            message += "; it may come from a plugin that did not load: " + " | ".join(self.failed)
+        super().__init__(message)
+
+    def __reduce__(self):
+        return type(self), (self.kind, self.name, self.known, self.failed)
 
 
 class DatasetError(MerBenchError):
@@ -33,6 +43,10 @@ class AudioError(MerBenchError):
         self.path, self.reason = path, reason
         super().__init__(f"{path}: {reason}")
 
+    def __reduce__(self):
+        # Raised in worker processes: rebuilt from its own arguments, not from the message.
+        return type(self), (self.path, self.reason)
+
 
 class RunError(MerBenchError):
     """A run folder is missing, damaged, or does not match the command resuming it."""
@@ -44,6 +58,10 @@ class ModelError(MerBenchError):
 
 class FeatureError(MerBenchError):
     """A feature cannot be computed here (a missing library or weights file)."""
+
+
+class CacheError(MerBenchError):
+    """The feature cache cannot be written (no permission, a full disk)."""
 
 
 class FigureUnavailable(MerBenchError):

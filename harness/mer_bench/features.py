@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from mer_bench.cache import FeatureCache, library_versions
-from mer_bench.errors import AudioError
+from mer_bench.errors import AudioError, PluginCallError
 from mer_bench.parallel import run_parallel
+from mer_bench.plugin_calls import check_features, plugin_call
 from mer_bench.progress import SILENT, Progress
 from mer_bench.protocol import track_uids
 from mer_bench.types import Clip, Exclusion, FeatureExtractor
@@ -137,6 +138,15 @@ def feature_versions(plugins: PluginSet, name: str) -> dict[str, str]:
     return {**library_versions(), source.distribution: source.version}
 
 
+def extract_clip(extractor: FeatureExtractor, clip: Clip, settings: Any) -> np.ndarray:
+    """``extractor.extract`` on one clip, checked: an AudioError passes (the clip is excluded),
+    any other exception or a result that is not numbers is a PluginCallError naming the clip."""
+    where = f"clip {clip.uid} ({clip.audio_path})"
+    with plugin_call("feature", extractor.name, "extract", where, keep=(AudioError,)):
+        array = extractor.extract(clip, settings)
+    return check_features(array, f"feature plugin {extractor.name!r} on {where}")
+
+
 def _ensure_cached(extractor, settings, settings_json, versions, cache_root, job: tuple[Clip, str | None]):
     """Hash (if needed), key, and extract one clip unless cached; returns (key, outcome, message).
 
@@ -154,10 +164,10 @@ def _ensure_cached(extractor, settings, settings_json, versions, cache_root, job
     if cache.path(extractor.name, key).is_file():
         return key, "hit", ""
     try:
-        array = np.asarray(extractor.extract(clip, settings))
+        array = extract_clip(extractor, clip, settings)
     except AudioError as exc:
         return key, "decode-error", str(exc)
-    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+    if not np.isfinite(array).all():
         return key, "non-finite-features", f"{clip.audio_path}: {extractor.name} gave NaN or infinite values"
     cache.put(extractor.name, key, array)
     return key, "computed", ""
@@ -211,8 +221,15 @@ def extract_features(
     for _, rows in tracks.groupby("dataset", sort=False):
         kept = [u for u in rows["uid"] if u in keys]
         if kept:
-            blocks.append(_finished_block(kept, keys, clips, extractor, settings, cache))
+            block = _finished_block(kept, keys, clips, extractor, settings, cache)
+            if blocks and block.shape[1:] != blocks[0].shape[1:]:
+                raise PluginCallError(
+                    f"feature plugin {extractor.name!r} gave {clips[kept[0]].dataset} rows of shape {block.shape[1:]} "
+                    f"but {clips[uids[0]].dataset} rows of shape {blocks[0].shape[1:]}; one run needs one shape"
+                )
+            blocks.append(block)
             uids.extend(kept)
+    counts["rebuilt"] = len(cache.damaged)
     return Features(blocks, uids, excluded, counts)
 
 
@@ -220,7 +237,8 @@ def _finished_block(uids, keys, clips, extractor, settings, cache) -> np.ndarray
     """A dataset's finished arrays, cached under a key made of its clips' keys, memory-mapped.
 
     The finishing step sees every clip of the dataset (the paper's per-dataset dB
-    reference), so its result is cached per exact set of clips, not per clip.
+    reference), so its result is cached per exact set of clips, not per clip. Entries
+    that fail their checksum are rebuilt here (and were counted by the cache).
     """
     block_key = hashlib.sha256(("finish|" + "|".join(keys[u] for u in uids)).encode()).hexdigest()
     block = cache.get(FINISHED, block_key)
@@ -230,8 +248,22 @@ def _finished_block(uids, keys, clips, extractor, settings, cache) -> np.ndarray
     for uid in uids:
         array = cache.get(extractor.name, keys[uid])
         if array is None:  # damaged since it was written: rebuild it here
-            cache.put(extractor.name, keys[uid], np.asarray(extractor.extract(clips[uid], settings)))
+            cache.put(extractor.name, keys[uid], extract_clip(extractor, clips[uid], settings))
             array = cache.get(extractor.name, keys[uid])
+        if arrays and array.shape != arrays[0].shape:
+            raise PluginCallError(
+                f"feature plugin {extractor.name!r}: extract gave clip {uid} shape {array.shape} but clip {uids[0]} "
+                f"shape {arrays[0].shape}; every clip's features must have one shape"
+            )
         arrays.append(array)
-    cache.put(FINISHED, block_key, np.asarray(extractor.finish_dataset(np.stack(arrays), settings)))
+    where = f"the {len(uids)} clips of {clips[uids[0]].dataset}"
+    with plugin_call("feature", extractor.name, "finish_dataset", where):
+        finished = extractor.finish_dataset(np.stack(arrays), settings)
+    finished = check_features(finished, f"feature plugin {extractor.name!r} (finish_dataset on {where})")
+    if len(finished) != len(uids) or not np.isfinite(finished).all():
+        raise PluginCallError(
+            f"feature plugin {extractor.name!r}: finish_dataset on {where} returned {len(finished)} rows"
+            f"{'' if np.isfinite(finished).all() else ' with NaN or infinite values'}; it must return one finite row per clip"
+        )
+    cache.put(FINISHED, block_key, finished)
     return cache.get(FINISHED, block_key)

@@ -21,7 +21,7 @@ from sklearn.metrics import confusion_matrix, f1_score
 
 from mer_bench.atomic import atomic_write
 from mer_bench.errors import FigureUnavailable, RunError
-from mer_bench.results import RunFolder
+from mer_bench.results import RunFolder, fold_numbers
 from mer_bench.types import QUADRANTS
 
 #: One colour per quadrant in every figure (matplotlib's tab10 red, purple, blue, green).
@@ -32,7 +32,7 @@ FORMATS = ("png", "svg")
 
 def _folds(folder: RunFolder) -> list[int]:
     folds = folder.read_json("manifest.json")["config"]["folds"]
-    done = [k for k in range(folds) if folder.fold_done(k)]
+    done = [k for k in fold_numbers(folds) if folder.fold_done(k)]
     if not done:
         raise FigureUnavailable(f"run {folder.run_id} has no finished fold yet")
     return done
@@ -40,7 +40,7 @@ def _folds(folder: RunFolder) -> list[int]:
 
 def pooled_predictions(folder: RunFolder) -> pd.DataFrame:
     """Every finished fold's test predictions (column ``fold``), with each track's dataset and genre."""
-    predictions = folder.fold_predictions(max(_folds(folder)) + 1)
+    predictions = folder.fold_predictions(max(_folds(folder)))
     tracks = folder.read_csv("tracks.csv")[["uid", "dataset", "genre"]]
     return predictions.merge(tracks, on="uid", how="left", validate="many_to_one")
 
@@ -179,7 +179,7 @@ def training_curves(folder: RunFolder) -> Figure:
         if len(kept):
             epoch = int(kept["epoch"].iloc[0])
             ax.axvline(epoch, color="black", linestyle=":", linewidth=1, label=f"kept epoch {epoch}")
-        ax.set_title(f"Fold {fold + 1}", fontsize=10)
+        ax.set_title(f"Fold {fold}", fontsize=10)
         ax.set_xlabel("Epoch")
         ax.legend(fontsize=7)
     axes[0].set_ylabel("Loss (cross-entropy)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,15 +18,15 @@ import numpy as np
 import pandas as pd
 
 from mer_bench import __version__
-from mer_bench.atomic import atomic_write
 from mer_bench.cache import FeatureCache
 from mer_bench.config import RunConfig, validate_settings
 from mer_bench.discover import discover
-from mer_bench.errors import RunError
+from mer_bench.errors import CacheError, MerBenchError, PluginCallError, RunError
 from mer_bench.executors import Resources
 from mer_bench.features import Features, extract_features, feature_versions
 from mer_bench.label import assign_quadrants
 from mer_bench.metrics import aggregate, score
+from mer_bench.plugin_calls import check_history, check_probabilities, plugin_call
 from mer_bench.plugin_manager import PluginSet
 from mer_bench.prepare import exclusions_table, prepare
 from mer_bench.progress import SILENT, Progress
@@ -33,6 +34,7 @@ from mer_bench.protocol import fold_parts, make_splits, merged_groups, track_uid
 from mer_bench.results import (
     RunFolder,
     csv_bytes,
+    fold_numbers,
     git_commit,
     host_info,
     new_run_id,
@@ -83,7 +85,7 @@ def write_feature_examples(folder: RunFolder, splits: pd.DataFrame, features: Fe
             arrays[f"{quadrant}_uid"] = np.array(uid)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    atomic_write(folder.path / "feature-examples.npz", buffer.getvalue())
+    folder.write("feature-examples.npz", buffer.getvalue())
 
 
 @dataclass(frozen=True)
@@ -122,13 +124,23 @@ class FoldResult:
 
 
 def fit_fold(job: FoldJob) -> FoldResult:
-    """Fit one fold on its train part (early stopping on its validation part), score it on the test set."""
+    """Fit one fold on its train part (early stopping on its validation part), score it on the test set.
+
+    The model plugin's exceptions, and outputs that are not per-track probabilities, stop
+    the fold with a PluginCallError naming the plugin, the fold and the run.
+    """
     labels = dict(zip(job.splits["uid"], job.splits["quadrant"]))
     parts = {name: _fold_data(uids, job.features, labels) for name, uids in fold_parts(job.splits, job.fold).items()}
-    model = job.factory.build(job.settings, n_classes=len(QUADRANTS), seed=fold_seed(job.seed, job.fold))
-    history = model.fit(parts["train"], parts["val"])
+    name, where = job.factory.name, f"fold {job.fold} of run {job.run_id}"
+    owner = f"model plugin {name!r} ({where})"
+    with plugin_call("model", name, "build", where):
+        model = job.factory.build(job.settings, n_classes=len(QUADRANTS), seed=fold_seed(job.seed, job.fold))
+    with plugin_call("model", name, "fit", where):
+        history = check_history(model.fit(parts["train"], parts["val"]), owner)
     test = parts["test"]
-    proba = np.asarray(model.predict_proba(test.x), dtype=float)
+    with plugin_call("model", name, "predict_proba", where):
+        proba = model.predict_proba(test.x)
+    proba = check_probabilities(proba, len(test.y), len(QUADRANTS), owner)
     predicted = proba.argmax(axis=1)
     metrics = score(test.y, predicted)
     metrics.update(fold=job.fold, n_train=len(parts["train"].y), n_val=len(parts["val"].y), epochs=len(history))
@@ -143,22 +155,55 @@ def fit_fold(job: FoldJob) -> FoldResult:
             **{f"p_{q}": proba[:, i] for i, q in enumerate(QUADRANTS)},
         }
     )
-    with tempfile.TemporaryDirectory(prefix="mer-bench-model-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="mer-bench-model-") as tmp, plugin_call("model", name, "save", where):
         model.save(Path(tmp) / "model")
         files = {p.relative_to(tmp).as_posix(): p.read_bytes() for p in sorted(Path(tmp).rglob("*")) if p.is_file()}
     return FoldResult(job.run_id, job.fold, metrics, predictions, pd.DataFrame(history), files)
 
 
 def write_fold(folder: RunFolder, result: FoldResult) -> None:
-    """Write a fold's result into its staging folder, then publish it as ``fold-K/``."""
-    staging = folder.start_fold(result.fold)
+    """Write a fold's result into its staging folder, then publish it as ``fold-K/``.
+
+    RunError when the disk is full or the folder not writable; the staging folder is then
+    left for a resumed run to replace.
+    """
+    staging = RunFolder(folder.start_fold(result.fold))
     for name, data in result.model_files.items():
-        atomic_write(staging / name, data)
-    (staging / "model").mkdir(exist_ok=True)
-    RunFolder(staging).write_csv("predictions.csv", result.predictions)
-    RunFolder(staging).write_csv("history.csv", result.history)
-    RunFolder(staging).write_json("metrics.json", result.metrics)
-    folder.finish_fold(result.fold, staging)
+        staging.write(name, data)
+    try:
+        (staging.path / "model").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"run {folder.run_id}: cannot write fold {result.fold} ({exc.strerror or exc})") from None
+    staging.write_csv("predictions.csv", result.predictions)
+    staging.write_csv("history.csv", result.history)
+    staging.write_json("metrics.json", result.metrics)
+    folder.finish_fold(result.fold, staging.path)
+
+
+def stopped(exc: MerBenchError, folder: RunFolder) -> MerBenchError:
+    """``exc`` (a PluginCallError or a RunError) saying what to do next: the run is kept, and
+    the command that continues it."""
+    return type(exc)(f"{exc}. Run {folder.run_id} is kept: once that is fixed, `{folder.resume_command()}` continues it")
+
+
+def _check_resumed_data(folder: RunFolder, fingerprints: dict[str, str], splits: pd.DataFrame) -> None:
+    """Refuse to resume a run whose data changed since it started: its finished folds saw the
+    old audio and labels, the rest would see the new."""
+    stored = {name: entry.get("fingerprint") for name, entry in folder.read_json("manifest.json").get("data", {}).items()}
+    changed = sorted(name for name in stored.keys() | fingerprints.keys() if stored.get(name) != fingerprints.get(name))
+    if changed:
+        raise RunError(
+            f"run {folder.run_id}: the audio or labels of {', '.join(changed)} changed since it started (the data "
+            "fingerprint in its manifest differs), so its folds would mix two versions of the data; start a new run"
+        )
+    path = folder.path / "splits.csv"
+    if not path.is_file():  # lost after the manifest was written (a full disk); the same data gives it again
+        folder.write_csv("splits.csv", splits)
+    elif path.read_bytes() != csv_bytes(splits):
+        raise RunError(
+            f"run {folder.run_id}: the data no longer gives the splits this run started with; "
+            "start a new run instead of resuming"
+        )
 
 
 def _check_resume(folder: RunFolder, config: RunConfig) -> None:
@@ -193,7 +238,7 @@ class PreparedRun:
                 self.folder.run_id, k, self.factory, self.model_settings, self.splits, self.features, self.config.seed,
                 resources,
             )
-            for k in range(self.config.folds)
+            for k in fold_numbers(self.config.folds)
             if not self.folder.fold_done(k)
         ]
 
@@ -228,62 +273,65 @@ def prepare_run(
     prepared = prepare(labelled, scales, config.clip_seconds, config.balance, progress, cache, config.jobs)
     splits = make_splits(prepared.tracks, config.folds, config.test_size, config.seed)
 
+    fingerprints = data_fingerprints(prepared.tracks)
     if folder is not None:
-        if (folder.path / "splits.csv").read_bytes() != csv_bytes(splits):
-            raise RunError(
-                f"run {folder.run_id}: the data no longer gives the splits this run started with; "
-                "start a new run instead of resuming"
-            )
+        _check_resumed_data(folder, fingerprints, splits)
     else:
         folder = RunFolder.create(runs_dir, new_run_id(config.comparable()))
         sources = {e.source.distribution for e in plugins.all_entries() if not e.source.builtin}
-        folder.write_json(
-            "manifest.json",
-            {
-                "run_id": folder.run_id,
-                "mer_bench_version": __version__,
-                "command": command or [],
-                "config": config.model_dump(mode="json"),
-                "model": {"name": factory.name, "settings": model_settings.model_dump(mode="json")},
-                "feature": {"name": extractor.name, "settings": feature_settings.model_dump(mode="json")},
-                "seed": config.seed,
-                "fold_seeds": [fold_seed(config.seed, k) for k in range(config.folds)],
-                "versions": package_versions(sorted(sources)),
-                "git": git_commit(),
-                "host": host_info(),
-                "data": {
-                    name: {"root": str(discovery.roots[name]), "fingerprint": fp}
-                    for name, fp in data_fingerprints(prepared.tracks).items()
-                },
-                # The native valence/arousal range of each dataset (None: quadrants given).
-                "scales": {name: scale and {"low": scale.low, "high": scale.high} for name, scale in scales.items()},
+        manifest = {
+            "run_id": folder.run_id,
+            "mer_bench_version": __version__,
+            "command": command or [],
+            "config": config.model_dump(mode="json"),
+            "model": {"name": factory.name, "settings": model_settings.model_dump(mode="json")},
+            "feature": {"name": extractor.name, "settings": feature_settings.model_dump(mode="json")},
+            "seed": config.seed,
+            "fold_seeds": [fold_seed(config.seed, k) for k in fold_numbers(config.folds)],
+            "versions": package_versions(sorted(sources)),
+            "git": git_commit(),
+            "host": host_info(),
+            "data": {
+                name: {"root": str(discovery.roots[name]), "fingerprint": fp} for name, fp in fingerprints.items()
             },
-        )
-        folder.write_csv("splits.csv", splits)
+            # The native valence/arousal range of each dataset (None: quadrants given).
+            "scales": {name: scale and {"low": scale.low, "high": scale.high} for name, scale in scales.items()},
+        }
+        # The manifest last: a folder with one is a run that can be resumed, splits and all.
+        try:
+            folder.write_csv("splits.csv", splits)
+            folder.write_json("manifest.json", manifest)
+        except RunError:
+            shutil.rmtree(folder.path, ignore_errors=True)  # nothing in it can be resumed
+            raise
 
-    features = extract_features(
-        prepared.tracks,
-        extractor,
-        feature_settings,
-        versions=feature_versions(plugins, extractor.name),
-        cache=cache,
-        jobs=config.jobs,
-        progress=progress,
-    )
-    excluded = discovery.excluded + prepared.excluded + features.excluded
-    # The labels of the excluded tracks, where they have any, so that a figure can show
-    # what preparation took away from the valence/arousal plane.
-    labels = labelled[["dataset", "track_id", "quadrant", "arousal", "valence"]]
-    report = exclusions_table(excluded)
-    folder.write_csv("prep-report.csv", report.merge(labels, on=["dataset", "track_id"], how="left"))
-    tracks = prepared.tracks.assign(uid=track_uids(prepared.tracks))
-    write_feature_examples(folder, splits, features)
-    folder.write_csv(
-        "tracks.csv",
-        tracks[
-            ["uid", "dataset", "track_id", "quadrant", "arousal", "valence", "genre", "song_key", "decoded_s", "clip_start_s"]
-        ],
-    )
+    try:
+        features = extract_features(
+            prepared.tracks,
+            extractor,
+            feature_settings,
+            versions=feature_versions(plugins, extractor.name),
+            cache=cache,
+            jobs=config.jobs,
+            progress=progress,
+        )
+        excluded = discovery.excluded + prepared.excluded + features.excluded
+        # The labels of the excluded tracks, where they have any, so that a figure can show
+        # what preparation took away from the valence/arousal plane.
+        labels = labelled[["dataset", "track_id", "quadrant", "arousal", "valence"]]
+        report = exclusions_table(excluded)
+        folder.write_csv("prep-report.csv", report.merge(labels, on=["dataset", "track_id"], how="left"))
+        tracks = prepared.tracks.assign(uid=track_uids(prepared.tracks))
+        write_feature_examples(folder, splits, features)
+        folder.write_csv(
+            "tracks.csv",
+            tracks[
+                ["uid", "dataset", "track_id", "quadrant", "arousal", "valence", "genre", "song_key", "decoded_s",
+                 "clip_start_s"]
+            ],
+        )
+    except (PluginCallError, CacheError, RunError) as exc:
+        raise stopped(exc, folder) from exc
 
     counts = splits.groupby(["dataset", "split"]).size().unstack(fill_value=0)
     facts = {
@@ -291,7 +339,8 @@ def prepare_run(
         "excluded": {str(k): int(v) for k, v in report["reason"].value_counts().items()},
         # Songs present under several ids, kept on one side of every split.
         "song_groups": merged_groups(prepared.tracks),
-        "feature_cache": features.counts,
+        # hits, computed, failed, and entries that failed their checksum and were rebuilt.
+        "feature_cache": {**features.counts, "rebuilt": features.counts.get("rebuilt", 0) + prepared.rebuilt},
     }
     return PreparedRun(folder, config, factory, model_settings, extractor.name, splits, features, facts)
 
@@ -299,7 +348,7 @@ def prepare_run(
 def finish_run(run: PreparedRun) -> RunFolder:
     """Write ``summary.json`` once every fold is done; the run folder."""
     config, folder = run.config, run.folder
-    missing = [k for k in range(config.folds) if not folder.fold_done(k)]
+    missing = [k for k in fold_numbers(config.folds) if not folder.fold_done(k)]
     if missing:
         raise RunError(f"run {folder.run_id}: folds {', '.join(map(str, missing))} are not finished; resume it")
     summary = {
@@ -331,5 +380,8 @@ def run_benchmark(
     run = prepare_run(config, plugins, runs_dir, resume=resume, progress=progress, command=command)
     jobs = run.jobs()
     for job in progress.track(jobs, f"{run.factory.name}: folds", total=len(jobs)):
-        write_fold(run.folder, fit_fold(job))
+        try:
+            write_fold(run.folder, fit_fold(job))
+        except (PluginCallError, RunError) as exc:
+            raise stopped(exc, run.folder) from exc
     return finish_run(run)

@@ -3,7 +3,9 @@
 pluggy's own ``load_setuptools_entrypoints`` stops at the first plugin that fails to
 import, so entry points are loaded here one at a time: a plugin that fails to import,
 register or answer its hooks is recorded as a :class:`PluginFailure` and the others
-still load. ``strict=True`` turns any failure into an error, for plugin authors.
+still load. Two objects of one kind with one name keep the first (built-ins load first);
+the second is a failure, and asking for that name is refused, since which one a user
+meant is unknown. ``strict=True`` turns any failure into an error, for plugin authors.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import importlib
 import os
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import Any, Protocol
 
 import pluggy
 
@@ -73,13 +75,34 @@ class PluginSet:
 
     entries: dict[str, dict[str, PluginEntry]] = field(default_factory=lambda: {k: {} for k in KINDS})
     failures: list[PluginFailure] = field(default_factory=list)
+    #: kind -> name -> the sources of the objects that share that name (the first is in ``entries``).
+    contested: dict[str, dict[str, list[PluginSource]]] = field(default_factory=lambda: {k: {} for k in KINDS})
 
     def get(self, kind: str, name: str) -> Any:
-        """The object of ``kind`` called ``name``; UnknownPluginError lists the known ones."""
+        """The object of ``kind`` called ``name``.
+
+        PluginError when several plugins offer that name; UnknownPluginError lists the
+        known ones, and names any plugin that failed to load and may have provided it.
+        """
+        sources = self.contested[kind].get(name)
+        if sources:
+            raise PluginError(
+                f"{len(sources)} {kind} plugins are named {name!r}: " + " and ".join(map(str, sources))
+                + "; uninstall one of them (`mer-bench plugins` lists what is installed)"
+            )
         try:
             return self.entries[kind][name].obj
         except KeyError:
-            raise UnknownPluginError(kind, name, list(self.entries[kind])) from None
+            raise UnknownPluginError(kind, name, list(self.entries[kind]), self._suspects(name)) from None
+
+    def _suspects(self, name: str) -> list[str]:
+        """The load failures that may explain a missing ``name``: those whose plugin or
+        distribution is named like it, or else every failure."""
+        def norm(text: str) -> str:
+            return text.lower().replace("_", "-")
+
+        alike = [f for f in self.failures if norm(name) in norm(f.source.plugin) or norm(name) in norm(f.source.distribution)]
+        return [f"{f.source} failed to load: {f.error}" for f in (alike or self.failures)]
 
     def dataset(self, name: str) -> DatasetLoader:
         return self.get("dataset", name)
@@ -99,6 +122,18 @@ class PluginSet:
     def all_entries(self) -> list[PluginEntry]:
         """Every entry, sorted by kind then name."""
         return [e for kind in KINDS for _, e in sorted(self.entries[kind].items())]
+
+
+def missing_members(obj: Any, protocol: type) -> list[str]:
+    """The attributes and methods ``protocol`` declares that ``obj`` lacks (empty when it follows it)."""
+    if isinstance(obj, protocol):
+        return []
+    members: set[str] = set()
+    for klass in protocol.__mro__:
+        if klass in (object, Protocol) or klass.__name__ == "Generic":
+            continue
+        members |= {n for n in vars(klass) if not n.startswith("_")} | set(getattr(klass, "__annotations__", {}))
+    return sorted(m for m in members if not hasattr(obj, m))
 
 
 def _builtin_source(module: str) -> PluginSource:
@@ -134,7 +169,8 @@ class _Loader:
     def register(self, obj: Any, source: PluginSource) -> None:
         name = source.plugin
         if self.pm.has_plugin(name):
-            raise PluginError(f"two plugins are named {name!r}: {self.sources[name]} and {source}")
+            self.fail(source, f"a plugin named {name!r} is already loaded from {self.sources[name]}; this one is not")
+            return
         try:
             self.pm.register(obj, name=name)
             # Registering one at a time lets a hook-name typo be pinned on its plugin.
@@ -165,12 +201,17 @@ class _Loader:
 
     def add(self, kind: str, protocol: type, obj: Any, source: PluginSource) -> None:
         name = getattr(obj, "name", None)
-        if not isinstance(obj, protocol) or not isinstance(name, str) or not name:
-            self.fail(source, f"{kind} object {obj!r} does not follow the {protocol.__name__} protocol")
+        missing = missing_members(obj, protocol)
+        if missing or not isinstance(name, str) or not name:
+            lacks = f"lacks {', '.join(missing)}" if missing else "has no name (a non-empty str)"
+            self.fail(source, f"{kind} object {obj!r:.80} {lacks}, which the {protocol.__name__} protocol requires")
             return
         table = self.result.entries[kind]
         if name in table:
-            raise PluginError(f"two {kind} plugins are named {name!r}: from {table[name].source} and from {source}")
+            first = table[name].source
+            self.fail(source, f"its {kind} {name!r} has the name of one from {first}; the first one loaded is kept")
+            self.result.contested[kind].setdefault(name, [first]).append(source)
+            return
         table[name] = PluginEntry(kind, name, obj, source)
 
 

@@ -19,7 +19,7 @@ from mer_bench.features import extract_features, feature_versions
 from mer_bench.plugin_manager import PluginSet
 from mer_bench.prepare import crop_tracks
 from mer_bench.protocol import track_uids
-from mer_bench.results import RunFolder
+from mer_bench.results import RunFolder, fold_numbers
 from mer_bench.types import QUADRANTS, Exclusion
 
 #: The dataset name the given files are prepared under.
@@ -40,7 +40,9 @@ def predict_files(
     factory = plugins.model(manifest["model"]["name"])
     extractor = plugins.feature(manifest["feature"]["name"])
     settings = validate_settings(extractor.settings_model, manifest["feature"]["settings"], f"feature {extractor.name!r}")
-    folds = list(range(config["folds"])) if fold is None else [fold]
+    if fold is not None and fold not in fold_numbers(config["folds"]):
+        raise RunError(f"run {folder.run_id} has folds 1 to {config['folds']}; there is no fold {fold}")
+    folds = list(fold_numbers(config["folds"])) if fold is None else [fold]
     unfinished = [k for k in folds if not folder.fold_done(k)]
     if unfinished:
         raise RunError(

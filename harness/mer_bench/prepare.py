@@ -30,6 +30,8 @@ class Prepared:
 
     tracks: pd.DataFrame
     excluded: list[Exclusion]
+    #: Cached decoded lengths that failed their checksum and were measured again.
+    rebuilt: int = 0
 
 
 def measured_duration(path: Path, cache: FeatureCache | None) -> tuple[float, str]:
@@ -49,14 +51,16 @@ def measured_duration(path: Path, cache: FeatureCache | None) -> tuple[float, st
     return seconds, digest
 
 
-def _measure(cache_root, path: Path) -> tuple[float, str | None, str, str]:
-    """(seconds, digest, reason, message) for one file, failures as values (run in workers)."""
+def _measure(cache_root, path: Path) -> tuple[float, str | None, str, str, int]:
+    """(seconds, digest, reason, message, damaged cache entries) for one file, failures as
+    values (run in workers)."""
     cache = FeatureCache(cache_root) if cache_root is not None else None
     try:
         seconds, digest = measured_duration(path, cache)
     except AudioError as exc:
-        return np.nan, None, "audio-missing" if exc.reason == "file not found" else "decode-error", str(exc)
-    return seconds, digest, "", ""
+        reason = "audio-missing" if exc.reason == "file not found" else "decode-error"
+        return np.nan, None, reason, str(exc), len(cache.damaged) if cache else 0
+    return seconds, digest, "", "", len(cache.damaged) if cache else 0
 
 
 def crop_tracks(
@@ -77,7 +81,7 @@ def crop_tracks(
     measured = dict(run_parallel(work, paths, jobs, progress, "measuring decoded audio"))
     durations, digests, excluded = [], [], []
     for row in tracks.itertuples(index=False):
-        seconds, digest, reason, message = measured[Path(row.audio_path)]
+        seconds, digest, reason, message, _ = measured[Path(row.audio_path)]
         if reason:
             excluded.append(Exclusion(row.dataset, row.track_id, "prepare", reason, message))
         durations.append(seconds)
@@ -93,7 +97,7 @@ def crop_tracks(
     # float round trip (e.g. through tracks.csv) could move the crop by one sample.
     out["clip_start_s"] = ((out["decoded_s"] - clip_seconds) / 2).round(3)
     out["clip_seconds"] = float(clip_seconds)
-    return Prepared(out.reset_index(drop=True), excluded)
+    return Prepared(out.reset_index(drop=True), excluded, rebuilt=sum(m[4] for m in measured.values()))
 
 
 def balance_score(tracks: pd.DataFrame, scale: Scale | None) -> pd.DataFrame:
@@ -169,7 +173,7 @@ def prepare(
         return cropped
     balanced = balance_quadrants(cropped.tracks[selected], scales)
     kept = pd.concat([balanced.tracks, cropped.tracks[~selected]]).sort_values(["dataset", "track_id"], kind="mergesort")
-    return Prepared(kept.reset_index(drop=True), cropped.excluded + balanced.excluded)
+    return Prepared(kept.reset_index(drop=True), cropped.excluded + balanced.excluded, cropped.rebuilt)
 
 
 def exclusions_table(excluded: list[Exclusion]) -> pd.DataFrame:

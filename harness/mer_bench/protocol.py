@@ -21,8 +21,9 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from mer_bench.errors import DatasetError
 
-#: Columns of ``splits.csv``: ``split`` is ``test`` or ``dev``; ``fold`` is the fold whose
-#: validation part holds a dev track (-1 for test tracks).
+#: Columns of ``splits.csv``: ``split`` is ``test`` or ``dev``; ``fold`` is the fold (numbered
+#: from 1, as in the run folder and every table) whose validation part holds a dev track, -1
+#: for test tracks.
 SPLIT_COLUMNS = ["uid", "dataset", "track_id", "quadrant", "song_key", "stratum", "split", "fold"]
 LEVELS = (("quadrant", "dataset", "genre"), ("quadrant", "dataset"), ("quadrant",))
 
@@ -100,7 +101,7 @@ def make_splits(tracks: pd.DataFrame, folds: int, test_size: float, seed: int) -
     group_stratum = pd.Series(labels.to_numpy(), index=groups["song_key"].to_numpy())
     group_stratum[dev["song_key"].to_numpy()] = dev_strata.to_numpy()
     kfold = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for fold, (_, val_pos) in enumerate(kfold.split(dev.index.to_numpy(), dev_strata.to_numpy())):
+    for fold, (_, val_pos) in enumerate(kfold.split(dev.index.to_numpy(), dev_strata.to_numpy()), start=1):
         group_fold[dev["song_key"].to_numpy()[val_pos]] = fold
     test_keys = set(groups.loc[test_idx, "song_key"])
     table["split"] = np.where(table["song_key"].isin(test_keys), "test", "dev")

@@ -27,7 +27,7 @@ def table3(folder: RunFolder) -> pd.DataFrame:
     rows = []
     for key, label in (("accuracy", "Accuracy"), ("macro_f1", "F1-score (macro)")):
         row: dict[str, Any] = {"Metric": label}
-        row.update({f"Fold {m['fold'] + 1}": m[key] for m in folds})
+        row.update({f"Fold {m['fold']}": m[key] for m in folds})
         row["All Folds"] = summary["metrics"][key]["mean"]
         row["Std"] = summary["metrics"][key]["std"]
         rows.append(row)

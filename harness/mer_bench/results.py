@@ -3,6 +3,7 @@
 Every file is written atomically (a temporary file, then a rename). A fold is written
 into ``fold-K.partial/`` and renamed to ``fold-K/`` when complete, so a ``fold-K``
 folder is a finished fold and an interrupted run resumes at the first missing one.
+Folds are numbered from 1 (``fold-1`` .. ``fold-5``), as the tables number them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import socket
 import subprocess
@@ -86,6 +88,11 @@ def new_run_id(config: dict[str, Any], now: datetime | None = None) -> str:
     return f"{now:%Y%m%d-%H%M%S}-{config['model']}-{digest}"
 
 
+def fold_numbers(folds: int) -> range:
+    """The numbers of a run's ``folds`` folds: 1 to ``folds``, in folders, tables and ``splits.csv`` alike."""
+    return range(1, folds + 1)
+
+
 class RunFolder:
     """One run's folder under the runs directory."""
 
@@ -98,13 +105,23 @@ class RunFolder:
 
     @classmethod
     def create(cls, runs_dir: Path, run_id: str) -> RunFolder:
-        path = Path(runs_dir) / run_id
-        suffix = 1
-        while path.exists():
-            suffix += 1
-            path = Path(runs_dir) / f"{run_id}-{suffix}"
-        path.mkdir(parents=True)
-        return cls(path)
+        """A new, empty folder ``run_id`` (or ``run_id-2``, ``-3``, ... when taken).
+
+        ``mkdir`` either creates a folder or fails, so two runs started at the same moment
+        never share one: the second takes the next suffix.
+        """
+        try:
+            Path(runs_dir).mkdir(parents=True, exist_ok=True)
+            for suffix in range(1, 10_000):
+                path = Path(runs_dir) / (run_id if suffix == 1 else f"{run_id}-{suffix}")
+                try:
+                    path.mkdir()
+                except FileExistsError:
+                    continue
+                return cls(path)
+        except OSError as exc:
+            raise RunError(f"cannot create a run folder in {runs_dir}: {exc.strerror or exc}; pass --runs-dir") from None
+        raise RunError(f"cannot create a run folder in {runs_dir}: {run_id} and its next 9,999 suffixes are taken")
 
     @classmethod
     def open(cls, runs_dir: Path, run_id: str) -> RunFolder:
@@ -116,8 +133,20 @@ class RunFolder:
             raise RunError(f"no run {run_id!r} in {runs_dir}{hint}")
         return cls(path)
 
+    def resume_command(self) -> str:
+        """The command that continues this run."""
+        where = "" if self.path.parent == Path("runs") else f" --runs-dir {shlex.quote(str(self.path.parent))}"
+        return f"mer-bench run --resume {self.run_id}{where}"
+
+    def write(self, name: str, data: bytes) -> None:
+        """Write ``name`` atomically; RunError when the disk is full or the folder is not writable."""
+        try:
+            atomic_write(self.path / name, data)
+        except OSError as exc:
+            raise RunError(f"run {self.run_id}: cannot write {name} ({exc.strerror or exc})") from None
+
     def write_json(self, name: str, obj: Any) -> None:
-        atomic_write(self.path / name, to_json_bytes(obj))
+        self.write(name, to_json_bytes(obj))
 
     def read_json(self, name: str) -> Any:
         path = self.path / name
@@ -129,7 +158,7 @@ class RunFolder:
             raise RunError(f"run {self.run_id}: {name} is damaged ({exc})") from None
 
     def write_csv(self, name: str, table: pd.DataFrame) -> None:
-        atomic_write(self.path / name, csv_bytes(table))
+        self.write(name, csv_bytes(table))
 
     def read_csv(self, name: str) -> pd.DataFrame:
         """A table of the run (track ids and uids as text); RunError when it is missing."""
@@ -148,7 +177,10 @@ class RunFolder:
         """A fresh staging folder for ``fold``; anything an interrupted attempt left is removed."""
         staging = self.path / f"fold-{fold}.partial"
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
+        try:
+            staging.mkdir()
+        except OSError as exc:
+            raise RunError(f"run {self.run_id}: cannot create {staging.name} ({exc.strerror or exc})") from None
         return staging
 
     def finish_fold(self, fold: int, staging: Path) -> None:
@@ -157,9 +189,11 @@ class RunFolder:
 
     def fold_metrics(self, folds: int) -> list[dict[str, Any]]:
         """The metrics of every finished fold, in fold order."""
-        return [self.read_json(f"fold-{k}/metrics.json") for k in range(folds) if self.fold_done(k)]
+        return [self.read_json(f"fold-{k}/metrics.json") for k in fold_numbers(folds) if self.fold_done(k)]
 
     def fold_predictions(self, folds: int) -> pd.DataFrame:
         """The test predictions of every finished fold, one table with a ``fold`` column."""
-        parts = [self.read_csv(f"fold-{k}/predictions.csv").assign(fold=k) for k in range(folds) if self.fold_done(k)]
+        parts = [
+            self.read_csv(f"fold-{k}/predictions.csv").assign(fold=k) for k in fold_numbers(folds) if self.fold_done(k)
+        ]
         return pd.concat(parts, ignore_index=True)

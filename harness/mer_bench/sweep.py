@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mer_bench.atomic import atomic_write
 from mer_bench.config import RunConfig, build_config, read_config_file, validate_settings
-from mer_bench.errors import ConfigError
+from mer_bench.errors import ConfigError, RunError
 from mer_bench.executors import Outcome, execute
 from mer_bench.pipeline import PreparedRun, finish_run, fit_fold, prepare_run, write_fold
 from mer_bench.plugin_manager import PluginSet
@@ -118,7 +118,15 @@ def run_sweep(
     executor.check(settings)
     identity = sweep_id(configs)
     state_path = Path(runs_dir) / "sweeps" / f"{identity}.json"
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {"sweep_id": identity, "runs": {}}
+    state = {"sweep_id": identity, "runs": {}}
+    if state_path.is_file():
+        try:
+            state = json.loads(state_path.read_text())
+            state["runs"]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+            raise RunError(
+                f"{state_path} is damaged ({type(exc).__name__}: {exc}); delete it to start this sweep's runs afresh"
+            ) from None
 
     runs: dict[str, PreparedRun] = {}
     for config in configs:
