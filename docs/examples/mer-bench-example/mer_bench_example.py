@@ -4,12 +4,13 @@ Dataset ``my-songs``: a folder with ``labels.csv`` (columns ``file,valence,arous
 values on a 1..9 scale) and the audio files under ``audio/``.
 
 Model ``nearest-centroid``: distances to each quadrant's mean ``logmel-stats`` vector,
-turned into probabilities with a softmax.
+turned into probabilities with a softmax. It saves NumPy arrays and JSON, never a
+pickle: run folders are shared, and unpickling a file runs whatever code it names.
 """
 
 from __future__ import annotations
 
-import pickle
+import json
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +94,9 @@ class NearestCentroid:
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "centroid.pkl").write_bytes(pickle.dumps(self))
+        np.savez(folder / "centroids.npz", mean=self.mean, std=self.std, centroids=self.centroids)
+        meta = {"settings": self.settings.model_dump(mode="json"), "n_classes": self.n_classes}
+        (folder / "centroids.json").write_text(json.dumps(meta))
 
 
 class NearestCentroidFactory:
@@ -108,7 +111,11 @@ class NearestCentroidFactory:
         return NearestCentroid(settings, n_classes)  # deterministic: the seed is not needed
 
     def load(self, folder: Path) -> NearestCentroid:
-        return pickle.loads((folder / "centroid.pkl").read_bytes())
+        meta = json.loads((folder / "centroids.json").read_text())
+        model = NearestCentroid(CentroidSettings.model_validate(meta["settings"]), meta["n_classes"])
+        with np.load(folder / "centroids.npz", allow_pickle=False) as arrays:  # arrays only, no objects
+            model.mean, model.std, model.centroids = arrays["mean"], arrays["std"], arrays["centroids"]
+        return model
 
 
 @hookimpl

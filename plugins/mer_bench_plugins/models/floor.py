@@ -15,7 +15,6 @@ names one.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,13 @@ from pydantic import BaseModel, ConfigDict
 
 from mer_bench import hookimpl
 from mer_bench.types import FoldData
+from mer_bench_plugins.models.sklearn_io import load_estimators, save_estimators
+
+#: A fitted DummyClassifier holds only skops's default types (a public estimator, NumPy
+#: arrays, builtins): nothing more is trusted.
+TRUSTED = ()
+#: What older versions saved instead, a pickle: refused, never opened.
+LEGACY_FILE = "floor.pkl"
 
 
 class NoSettings(BaseModel):
@@ -32,7 +38,8 @@ class NoSettings(BaseModel):
 class Floor:
     """A DummyClassifier over all classes, fitted once on the train labels."""
 
-    def __init__(self, strategy: str, n_classes: int, seed: int):
+    def __init__(self, strategy: str, n_classes: int, seed: int, name: str = "floor"):
+        self.name = name
         self.strategy = strategy
         self.n_classes = n_classes
         self.seed = seed
@@ -54,8 +61,9 @@ class Floor:
         return out
 
     def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "floor.pkl").write_bytes(pickle.dumps(self))
+        """The DummyClassifier in ``model.skops``, its strategy and seed in ``sklearn-model.json`` (no pickle)."""
+        meta = {"strategy": self.strategy, "n_classes": self.n_classes, "seed": int(self.seed)}
+        save_estimators(folder, self.name, {"dummy": self.dummy}, meta)
 
 
 class FloorFactory:
@@ -70,10 +78,16 @@ class FloorFactory:
         """Nothing to check: scikit-learn is a core dependency."""
 
     def build(self, settings: NoSettings, n_classes: int, seed: int) -> Floor:
-        return Floor(self.strategy, n_classes, seed)
+        return Floor(self.strategy, n_classes, seed, self.name)
 
     def load(self, folder: Path) -> Floor:
-        return pickle.loads((Path(folder) / "floor.pkl").read_bytes())
+        """The model :meth:`Floor.save` wrote to ``folder``, loaded without running code from it."""
+        from sklearn.dummy import DummyClassifier
+
+        state, meta = load_estimators(folder, self.name, TRUSTED, {"dummy": DummyClassifier}, NoSettings, LEGACY_FILE)
+        model = Floor(str(meta.get("strategy", self.strategy)), int(meta["n_classes"]), int(meta["seed"]), self.name)
+        model.dummy = state["dummy"]
+        return model
 
 
 @hookimpl

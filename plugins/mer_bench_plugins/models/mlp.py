@@ -13,7 +13,6 @@ MLP settings are not available here; these defaults are this module's.
 from __future__ import annotations
 
 import copy
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mer_bench import hookimpl
 from mer_bench.types import FoldData
+from mer_bench_plugins.models.sklearn_io import load_estimators, save_estimators
+
+#: Types beyond skops's defaults (scikit-learn's public estimators, NumPy, builtins) that a
+#: fitted MLP holds. AdamOptimizer is the network's optimiser state, kept for partial_fit:
+#: its step count, learning rate and moment arrays, rebuilt as plain attributes (it defines
+#: no __setstate__ or __reduce__), and never called by predict_proba.
+TRUSTED = ("sklearn.neural_network._stochastic_optimizers.AdamOptimizer",)
+#: What older versions saved instead, a pickle: refused, never opened.
+LEGACY_FILE = "model.pkl"
 
 
 class MLPSettings(BaseModel):
@@ -41,7 +49,8 @@ def _log_loss(proba: np.ndarray, y: np.ndarray) -> float:
 class MLP:
     """A standardising scaler and an MLP; fitted once per fold."""
 
-    def __init__(self, settings: MLPSettings, n_classes: int, seed: int):
+    def __init__(self, settings: MLPSettings, n_classes: int, seed: int, name: str = "mlp"):
+        self.name = name
         self.settings = settings
         self.n_classes = n_classes
         self.seed = seed
@@ -90,9 +99,9 @@ class MLP:
         return self.net.predict_proba(self.scaler.transform(np.asarray(x)))
 
     def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / "model.pkl", "wb") as f:
-            pickle.dump({"scaler": self.scaler, "net": self.net, "settings": self.settings.model_dump()}, f)
+        """The scaler and network in ``model.skops``, the settings in ``sklearn-model.json`` (no pickle)."""
+        meta = {"settings": self.settings.model_dump(mode="json"), "n_classes": self.n_classes, "seed": int(self.seed)}
+        save_estimators(folder, self.name, {"scaler": self.scaler, "net": self.net}, meta)
 
 
 class MLPFactory:
@@ -106,12 +115,16 @@ class MLPFactory:
         """Nothing to check: scikit-learn is a core dependency."""
 
     def build(self, settings: MLPSettings, n_classes: int, seed: int) -> MLP:
-        return MLP(settings, n_classes, seed)
+        return MLP(settings, n_classes, seed, self.name)
 
     def load(self, folder: Path) -> MLP:
-        with open(Path(folder) / "model.pkl", "rb") as f:
-            state = pickle.load(f)
-        model = MLP(MLPSettings(**state["settings"]), len(state["net"].classes_), seed=0)
+        """The model :meth:`MLP.save` wrote to ``folder``, loaded without running code from it."""
+        from sklearn.neural_network import MLPClassifier
+        from sklearn.preprocessing import StandardScaler
+
+        expect = {"scaler": StandardScaler, "net": MLPClassifier}
+        state, meta = load_estimators(folder, self.name, TRUSTED, expect, MLPSettings, LEGACY_FILE)
+        model = MLP(meta["settings"], int(meta["n_classes"]), int(meta["seed"]), self.name)
         model.scaler, model.net = state["scaler"], state["net"]
         return model
 

@@ -20,7 +20,6 @@ validation part is only scored, since an SVM has no epochs to stop.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,26 @@ from pydantic import BaseModel, ConfigDict, Field
 from mer_bench import hookimpl
 from mer_bench.errors import ModelError
 from mer_bench.types import FoldData
+from mer_bench_plugins.models.sklearn_io import load_estimators, save_estimators
+
+#: Types beyond skops's defaults (scikit-learn's public estimators, NumPy, builtins) that the
+#: fitted pipeline holds. Each is rebuilt from stored attributes (none runs code of its own
+#: on loading: no __reduce__, and _SigmoidCalibration's __setstate__ is BaseEstimator's
+#: version check), and only these exact names are trusted:
+#: - _CalibratedClassifier: CalibratedClassifierCV's fitted SVC and calibrators, a plain container;
+#: - _SigmoidCalibration: one Platt scaling, two floats a_ and b_;
+#: - StratifiedKFold: the inner folds kept as CalibratedClassifierCV's cv parameter, three
+#:   plain values (n_splits, shuffle, random_state), used only by fit;
+#: - f_classif: SelectKBest's scoring function (with select_k), looked up by this exact name
+#:   in scikit-learn and called only by fit, never by predict_proba.
+TRUSTED = (
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.model_selection._split.StratifiedKFold",
+    "sklearn.feature_selection._univariate_selection.f_classif",
+)
+#: What older versions saved instead, a pickle: refused, never opened.
+LEGACY_FILE = "svm.pkl"
 
 
 def _powers_of_two(low: int, high: int, step: int) -> list[float]:
@@ -59,7 +78,8 @@ def _pipeline(classifier, select_k: int | None):
 class SVM:
     """A scaler, an optional selector and an RBF SVC, tuned and fitted on one fold's training part."""
 
-    def __init__(self, settings: SVMSettings, n_classes: int, seed: int):
+    def __init__(self, settings: SVMSettings, n_classes: int, seed: int, name: str = "svm"):
+        self.name = name
         self.settings = settings
         self.n_classes = n_classes
         self.seed = seed
@@ -119,8 +139,14 @@ class SVM:
         return out
 
     def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "svm.pkl").write_bytes(pickle.dumps(self))
+        """The pipeline in ``model.skops``; settings, chosen C and gamma in ``sklearn-model.json`` (no pickle)."""
+        meta = {
+            "settings": self.settings.model_dump(mode="json"),
+            "n_classes": self.n_classes,
+            "seed": int(self.seed),
+            "chosen": self.chosen,
+        }
+        save_estimators(folder, self.name, {"pipeline": self.pipeline}, meta)
 
 
 class SVMFactory:
@@ -134,14 +160,16 @@ class SVMFactory:
         """Nothing to check: scikit-learn is a core dependency (the feature checks its own library)."""
 
     def build(self, settings: SVMSettings, n_classes: int, seed: int) -> SVM:
-        return SVM(settings, n_classes, seed)
+        return SVM(settings, n_classes, seed, self.name)
 
     def load(self, folder: Path) -> SVM:
-        path = Path(folder) / "svm.pkl"
-        try:
-            return pickle.loads(path.read_bytes())
-        except (OSError, pickle.UnpicklingError) as exc:
-            raise ModelError(f"cannot load the SVM saved in {path}: {exc}") from None
+        """The model :meth:`SVM.save` wrote to ``folder``, loaded without running code from it."""
+        from sklearn.pipeline import Pipeline
+
+        state, meta = load_estimators(folder, self.name, TRUSTED, {"pipeline": Pipeline}, SVMSettings, LEGACY_FILE)
+        model = SVM(meta["settings"], int(meta["n_classes"]), int(meta["seed"]), self.name)
+        model.pipeline, model.chosen = state["pipeline"], dict(meta.get("chosen", {}))
+        return model
 
 
 @hookimpl
