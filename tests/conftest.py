@@ -22,6 +22,12 @@ from mer_bench.registry import load_registry
 os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="mer-bench-keras-")
 atexit.register(shutil.rmtree, os.environ["KERAS_HOME"], True)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# librosa caches its numba functions beside its sources, and numba's cache of a guvectorized
+# function is corrupted when two processes compile it at the same moment (numba/numba#10128):
+# every later call then segfaults. Each xdist worker (and the CLIs it starts) gets a cache
+# of its own; nothing is shared with the user's.
+os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix=f"mer-bench-numba-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-")
+atexit.register(shutil.rmtree, os.environ["NUMBA_CACHE_DIR"], True)
 
 REPO = Path(__file__).resolve().parents[1]
 BUILTINS = load_registry().builtins.plugins

@@ -93,8 +93,8 @@ def pmemo(root: Path, per_quadrant: int = 6, seconds: float = 26.0) -> dict:
             music_id += 3  # ids skip, as in the real release
             write_clip(root / "chorus" / f"{music_id}.mp3", seconds if i else 20.0, quadrant, music_id, 44100, 2)
             title, artist = (f"Song {music_id}", "방탄소년단") if i != 1 else ("Twice", "Same Artist")
-            # metadata claims 30 s for the 20 s clip: preparation must trust the decoded length
-            duration = 30.0 if i == 0 else seconds
+            # as in the real release, the stated chorus length is a little over what decodes
+            duration = (seconds if i else 20.0) + 0.1
             meta.append(f'{music_id},{music_id}.mp3,{title},{artist},"Album, Vol. 2",{duration},00:10,00:40')
             static.append(f"{music_id},{a + 0.01 * i if a != 0.5 else a},{v}")
     # a clip with metadata but no static annotation

@@ -8,8 +8,10 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
 
 from tests.conftest import make_distribution, run_cli
 
@@ -205,10 +207,19 @@ def test_datasets_verify_names_the_unreadable_file_and_a_wrong_header(tiny_site,
     assert good.returncode == 0, good.stdout + good.stderr
     victim = sorted((data / "audio").glob("*.mp3"))[0]
     victim.write_bytes(b"not an mp3 at all" * 100)
+    # A float WAV can hold NaN: it decodes, and every feature of it would be NaN.
+    annotations = data / "annotations.csv"
+    table = pd.read_csv(annotations, dtype={"track_id": str})
+    nan_audio = data / "audio" / f"{table.track_id[1]}.wav"
+    sf.write(nan_audio, np.full(16000 * 30, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    table.loc[1, "file"] = nan_audio.name
+    table.to_csv(annotations, index=False)
     bad = run_cli("datasets", "verify", "demo-tiny", "--config", str(ok_config), site=tiny_site)
     assert bad.returncode == 1
     assert f"problem: demo-tiny/{victim.stem}: decode-error: {victim}: cannot decode" in bad.stdout
-    annotations = data / "annotations.csv"
+    assert f"problem: demo-tiny/{table.track_id[1]}: non-finite-audio: {nan_audio}: samples are NaN" in bad.stdout
+    as_json = json.loads(run_cli("datasets", "verify", "demo-tiny", "--config", str(ok_config), "--json", site=tiny_site).stdout)
+    assert as_json["demo-tiny"]["status"] == "problems" and len(as_json["demo-tiny"]["problems"]) == 2
     annotations.write_text(annotations.read_text().replace("valence", "valance", 1))
     header = run_cli("datasets", "verify", "demo-tiny", "--config", str(ok_config), site=tiny_site)
     assert header.returncode == 1

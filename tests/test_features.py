@@ -123,6 +123,32 @@ def test_damaged_entries_are_detected_and_rebuilt(tmp_path):
     assert cache.get("start", entries[0].stem) is not None
 
 
+def flip_bit_in_data(path, from_end: int) -> None:
+    """Flip one bit of the array data, leaving the .npy header and its size intact."""
+    raw = bytearray(path.read_bytes())
+    raw[-from_end] ^= 0x10
+    path.write_bytes(bytes(raw))
+
+
+def test_a_flipped_bit_in_a_block_or_entry_is_caught_by_its_checksum_and_rebuilt(tmp_path):
+    cache = FeatureCache(tmp_path / "cache")
+    tracks = table(tmp_path, ["x.wav", "y.wav", "z.wav"], ["a"] * 3, [1.0, 3.0, 8.0])
+    extractor = StartExtractor()
+    first = np.array(extract_features(tracks, extractor, NoSettings(), cache=cache).x)  # a copy, not the memory map
+    (block,) = (tmp_path / "cache" / "finished").glob("*/*.npy")
+    # The last bytes are the trailer (a marker and a 32-byte sha256); flip a float before it.
+    flip_bit_in_data(block, 32 + 25 + 3)
+    assert np.load(block, allow_pickle=False).shape == (3, 1)  # still a valid array, with another value
+    again = extract_features(tracks, extractor, NoSettings(), cache=cache)
+    assert np.array_equal(again.x, first) and again.counts["rebuilt"] == 1
+    entry = sorted((tmp_path / "cache" / "start").glob("*/*.npy"))[1]
+    flip_bit_in_data(entry, 32 + 25 + 3)
+    shutil.rmtree(tmp_path / "cache" / "finished")
+    third = extract_features(tracks, extractor, NoSettings(), cache=cache)
+    assert np.array_equal(third.x, first) and third.counts["rebuilt"] == 1
+    assert extractor.calls == 4  # the three clips once, and the damaged one again
+
+
 def test_unchanged_files_are_hashed_once(tmp_path, monkeypatch):
     import mer_bench.cache as cache_module
 

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from mer_bench.errors import DatasetError
-from mer_bench.prepare import balance_quadrants, crop_tracks, exclusions_table, prepare
+from mer_bench.exclusions import exclusions_table
+from mer_bench.prepare import balance_quadrants, crop_tracks, prepare
 from mer_bench.types import Scale
 from tests.conftest import write_tone
 
@@ -18,19 +19,27 @@ def tracks_for(paths: dict[str, Path], dataset="d", **columns) -> pd.DataFrame:
     )
 
 
-def test_crop_uses_decoded_length_not_metadata(tmp_path):
+def test_crop_uses_decoded_length_and_a_file_short_of_its_stated_length_is_truncated(tmp_path):
     long = write_tone(tmp_path / "long.wav", 30.0)
     truncated = write_tone(tmp_path / "trunc.wav", 30.0)
     with open(truncated, "r+b") as f:
-        f.truncate(truncated.stat().st_size // 2)
-    tracks = tracks_for({"long": long, "trunc": truncated}, duration_s=[30.0, 30.0])
-    out = crop_tracks(tracks, 24.0)
-    assert out.tracks["track_id"].tolist() == ["long"]
-    assert out.tracks.loc[0, "clip_start_s"] == pytest.approx(3.0)
-    assert out.tracks.loc[0, "clip_seconds"] == 24.0
+        f.truncate(truncated.stat().st_size * 65 // 100)  # a download cut at 65 % of its bytes
+    encoded = write_tone(tmp_path / "encoded.wav", 29.6)  # an encoder's usual shortfall: kept
+    short = write_tone(tmp_path / "short.wav", 20.0)
+    tracks = tracks_for(
+        {"long": long, "trunc": truncated, "encoded": encoded, "short": short, "unstated": truncated},
+        duration_s=[30.0, 30.0, 30.0, 20.0, float("nan")],
+    )
+    out = crop_tracks(tracks, 12.0)
+    assert out.tracks["track_id"].tolist() == ["long", "encoded", "short", "unstated"]
+    assert out.tracks.loc[0, "clip_start_s"] == pytest.approx(9.0)
+    assert out.tracks.loc[0, "clip_seconds"] == 12.0
     (excluded,) = out.excluded
-    assert (excluded.track_id, excluded.reason) == ("trunc", "too-short")
-    assert "15.00 s decoded < 24 s" in excluded.detail
+    assert (excluded.track_id, excluded.stage, excluded.reason) == ("trunc", "prepare", "truncated")
+    assert "19.50 s decoded of the 30.00 s the dataset states" in excluded.detail
+    # Without a stated length only the clip length decides: the cut file is merely too short.
+    (too_short,) = crop_tracks(tracks_for({"trunc": truncated}), 24.0).excluded
+    assert (too_short.reason, too_short.detail) == ("too-short", "19.50 s decoded < 24 s")
 
 
 def test_missing_and_corrupt_files_are_reported_not_dropped(tmp_path):

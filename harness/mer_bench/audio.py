@@ -15,11 +15,20 @@ from mer_bench.errors import AudioError
 _BLOCK = 1 << 16
 
 
+def require_file(path: Path) -> None:
+    """AudioError unless ``path`` is a regular file: a device such as /dev/zero, a pipe or a
+    folder would make hashing or decoding read forever or fail obscurely."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "file not found", code="audio-missing")
+    if not path.is_file():
+        raise AudioError(path, "not a regular file (a folder, device or pipe)", code="audio-missing")
+
+
 def _open(path: Path):
     import soundfile as sf
 
-    if not Path(path).is_file():
-        raise AudioError(path, "file not found")
+    require_file(path)
     try:
         return sf.SoundFile(str(path))
     except Exception as exc:  # libsndfile raises LibsndfileError/RuntimeError by version
@@ -37,20 +46,37 @@ def _read_whole_mp3(f) -> np.ndarray:
     return f.read(dtype="float32", always_2d=True)
 
 
+def _blocks(f):
+    """The decoded frames of ``f`` in blocks (an MP3 in one, see :func:`_read_whole_mp3`)."""
+    if f.format == "MP3":
+        yield _read_whole_mp3(f)
+        return
+    while len(block := f.read(_BLOCK, dtype="float32", always_2d=True)):
+        yield block
+
+
+def _non_finite(path: Path, at_s: float) -> AudioError:
+    # Float WAV/FLAC can hold NaN or infinity; every feature would turn them into NaN.
+    return AudioError(path, f"samples are NaN or infinite (first at {at_s:.2f} s)", code="non-finite-audio")
+
+
 def decoded_duration(path: Path) -> float:
     """The length in seconds of the audio actually decoded from ``path``.
 
     Decodes the whole file block by block rather than trusting the header or a
-    dataset's metadata, so truncated and corrupt files are caught here.
+    dataset's metadata, so truncated and corrupt files are caught here, and so are
+    samples that are not finite numbers.
     """
     with _open(path) as f:
         frames = 0
         try:
-            if f.format == "MP3":
-                frames = len(_read_whole_mp3(f))
-            else:
-                while len(block := f.read(_BLOCK, dtype="float32", always_2d=True)):
-                    frames += len(block)
+            for block in _blocks(f):
+                if not np.isfinite(block).all():
+                    bad = int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+                    raise _non_finite(path, (frames + bad) / f.samplerate)
+                frames += len(block)
+        except AudioError:
+            raise
         except Exception as exc:
             raise AudioError(path, f"decoding failed after {frames / f.samplerate:.2f} s: {exc}") from None
         if frames == 0:
@@ -84,6 +110,8 @@ def load_clip(
             raise AudioError(path, f"cannot decode {duration_s:g} s from {start_s:g} s: {exc}") from None
     if len(x) == 0 or (len(x) < want and not allow_short):
         raise AudioError(path, f"only {len(x) / native:.2f} s decoded from {start_s:g} s, {duration_s:g} s needed")
+    if not np.isfinite(x).all():
+        raise _non_finite(path, start_s + int(np.flatnonzero(~np.isfinite(x).all(axis=1))[0]) / native)
     # Adding whole columns is several times faster than x.mean(axis=1) on frames-major data.
     mono = x[:, 0].copy()
     for channel in range(1, x.shape[1]):

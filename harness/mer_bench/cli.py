@@ -155,17 +155,17 @@ def datasets_verify(state: State, names, datasets_, data_dir, config_file, as_js
 
     Exits with 1 when a dataset is absent or unusable, or has missing or unreadable audio.
     """
-    from mer_bench.config import expand_datasets, read_config_file
+    from mer_bench.config import expand_datasets, file_setting, read_config_file
     from mer_bench.progress import Progress
     from mer_bench.verify import verify_datasets
 
     values = read_config_file(config_file) if config_file else {}
-    paths = {k: Path(v) for k, v in values.get("paths", {}).items()}
     requested = list(names) + [d.strip() for d in (datasets_ or "").split(",") if d.strip()]
     chosen = expand_datasets(requested or ["all"], state.registry())
     with Progress(enabled=sys.stderr.isatty() and not as_json) as progress:
         checks = verify_datasets(
-            state.plugins(), chosen, data_dir, paths, values.get("clip_seconds", 24.0), values.get("balance", True), progress
+            state.plugins(), chosen, data_dir, file_setting(values, "paths"), file_setting(values, "clip_seconds"),
+            file_setting(values, "balance"), progress,
         )
     if as_json:
         click.echo(json.dumps({c.name: c.as_dict() for c in checks}, indent=2))
@@ -180,7 +180,7 @@ def datasets_verify(state: State, names, datasets_, data_dir, config_file, as_js
         rows = [
             {
                 "Dataset": c.name,
-                "Status": c.status if c.ok or c.status != "ok" else "problems",
+                "Status": c.status,
                 "Tracks": c.tracks,
                 "Labelled": c.labelled,
                 "Unlabelled audio": c.unlabelled,
@@ -386,7 +386,7 @@ def predict(state: State, run_id: str, fold: int | None, runs_dir: Path, as_json
 def features(state: State, datasets_, feature, data_dir, config_file, jobs, no_progress) -> None:
     """Extract features into the cache, so that runs start from it."""
     from mer_bench.cache import FeatureCache
-    from mer_bench.config import expand_datasets, read_config_file, validate_settings
+    from mer_bench.config import expand_datasets, file_setting, read_config_file, validate_settings
     from mer_bench.discover import discover
     from mer_bench.features import extract_features, feature_versions
     from mer_bench.label import assign_quadrants
@@ -397,15 +397,14 @@ def features(state: State, datasets_, feature, data_dir, config_file, jobs, no_p
     names = expand_datasets([d.strip() for d in datasets_.split(",") if d.strip()], state.registry())
     plugins = state.plugins()
     extractor = plugins.feature(feature)
-    settings = validate_settings(extractor.settings_model, values.get("feature_settings", {}), f"feature {feature!r}")
-    paths = {k: Path(v) for k, v in values.get("paths", {}).items()}
+    settings = validate_settings(extractor.settings_model, file_setting(values, "feature_settings"), f"feature {feature!r}")
     with Progress(enabled=not no_progress) as progress:
-        found = discover(plugins, names, data_dir, paths)
+        found = discover(plugins, names, data_dir, file_setting(values, "paths"))
         labelled = assign_quadrants(found.tracks, plugins)
         scales = {n: plugins.dataset(n).scale for n in names}
         store = FeatureCache()
         prepared = prepare(
-            labelled, scales, values.get("clip_seconds", 24.0), values.get("balance", True), progress, store, jobs
+            labelled, scales, file_setting(values, "clip_seconds"), file_setting(values, "balance"), progress, store, jobs
         )
         result = extract_features(
             prepared.tracks, extractor, settings,

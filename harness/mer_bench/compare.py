@@ -46,7 +46,14 @@ def mcnemar_exact(a_right: np.ndarray, b_right: np.ndarray) -> tuple[int, int, f
 def _predictions(folder: RunFolder, folds: int) -> pd.DataFrame:
     if not all(folder.fold_done(k) for k in fold_numbers(folds)):
         raise RunError(f"run {folder.run_id} is unfinished; resume it before comparing")
-    return folder.fold_predictions(folds)
+    predictions = folder.fold_predictions(folds)
+    empty = [k for k in fold_numbers(folds) if not (predictions["fold"] == k).any()]
+    if empty:
+        raise RunError(
+            f"run {folder.run_id}: fold-{empty[0]}/predictions.csv holds no predictions (a damaged run folder); "
+            "re-run it to compare it"
+        )
+    return predictions
 
 
 def _check_paired(a: RunFolder, b: RunFolder) -> int:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import tomllib
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from mer_bench.errors import ConfigError
 from mer_bench.registry import Registry
@@ -20,7 +21,8 @@ class RunConfig(BaseModel):
     model: str
     datasets: list[str] = Field(min_length=1)
     preset: str = "paper"
-    seed: int = 0
+    #: numpy's and scikit-learn's seeds are unsigned 32-bit integers.
+    seed: int = Field(0, ge=0, lt=2**32)
     folds: int = Field(5, ge=2)
     test_size: float = Field(0.1, gt=0, lt=1)
     clip_seconds: float = Field(24.0, gt=0)
@@ -60,13 +62,52 @@ def expand_datasets(names: list[str], registry: Registry) -> list[str]:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """The tables of a TOML run-config file."""
+    """The values of a TOML run-config file, each one a :class:`RunConfig` field has checked
+    against that field's type and limits, so that every command reading the file (``run``,
+    ``sweep``, ``datasets verify``, ``features``) gets valid values or one ConfigError."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    if not path.is_file():
+        raise ConfigError(f"config file {path} is not a file")
     try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return check_values(values, f"config file {path}")
+
+
+@cache
+def _field_adapter(name: str) -> TypeAdapter:
+    field = RunConfig.model_fields[name]
+    return TypeAdapter(Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation)
+
+
+def check_values(values: dict[str, Any], owner: str) -> dict[str, Any]:
+    """``values`` with each :class:`RunConfig` field among them validated on its own; other
+    keys (a sweep's, say) pass unchanged for their own readers to check."""
+    out, problems = dict(values), []
+    for name, value in values.items():
+        if name not in RunConfig.model_fields or (name == "datasets" and isinstance(value, str)):  # "a,b" is expanded later
+            continue
+        try:
+            out[name] = _field_adapter(name).validate_python(value)
+        except ValidationError as exc:
+            problems += [f"{'.'.join(map(str, (name, *e['loc'])))}: {e['msg']}" for e in exc.errors()]
+    if problems:
+        raise ConfigError(f"invalid {owner}: " + "; ".join(problems))
+    return out
+
+
+def file_setting(values: dict[str, Any], name: str) -> Any:
+    """A run setting from checked config-file ``values``, or the run's default for it."""
+    return values[name] if name in values else RunConfig.model_fields[name].get_default(call_default_factory=True)
 
 
 def build_config(

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mer_bench.errors import DatasetError
+from mer_bench.errors import AudioError, DatasetError
+from mer_bench.exclusions import require_tracks_left
+from mer_bench.plugin_calls import plugin_call
 from mer_bench.plugin_manager import PluginSet
 from mer_bench.songkey import song_keys
 from mer_bench.types import DatasetLoader, Exclusion, validate_tracks
@@ -47,7 +49,8 @@ def resolve_root(loader: DatasetLoader, data_dir: Path | None, explicit: Path | 
     found = find_in_data_dir(loader, data_dir)
     if found is not None:
         return found
-    default = loader.default_root()
+    with plugin_call("dataset", loader.name, "default_root", keep=(DatasetError,)):
+        default = loader.default_root()
     if default is not None:
         return default
     where = f"{data_dir}" if data_dir is not None else "the data directory (--data-dir or MER_BENCH_DATA)"
@@ -79,8 +82,10 @@ def discover(
     tables, excluded = [], []
     for loader in loaders:
         root = roots[loader.name]
-        loaded = loader.load(root)
+        with plugin_call("dataset", loader.name, "load", str(root), keep=(DatasetError, AudioError)):
+            loaded = loader.load(root)
         table = validate_tracks(loaded.tracks, loader.name, loader.scale)
+        require_tracks_left(table, [loader.name], loaded.excluded, f"reading {root}")
         table["song_key"] = song_keys(table, table["dataset"] + "/" + table["track_id"])
         tables.append(table)
         excluded.extend(loaded.excluded)

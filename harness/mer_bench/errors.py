@@ -37,15 +37,19 @@ class DatasetError(MerBenchError):
 
 
 class AudioError(MerBenchError):
-    """An audio file is missing or cannot be decoded."""
+    """An audio file is missing or cannot be decoded.
 
-    def __init__(self, path, reason: str):
-        self.path, self.reason = path, reason
+    ``reason`` is the human-readable cause; ``code`` the exclusion reason a run records for
+    the track (``audio-missing``, ``decode-error``, ``non-finite-audio``).
+    """
+
+    def __init__(self, path, reason: str, code: str = "decode-error"):
+        self.path, self.reason, self.code = path, reason, code
         super().__init__(f"{path}: {reason}")
 
     def __reduce__(self):
         # Raised in worker processes: rebuilt from its own arguments, not from the message.
-        return type(self), (self.path, self.reason)
+        return type(self), (self.path, self.reason, self.code)
 
 
 class RunError(MerBenchError):

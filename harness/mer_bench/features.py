@@ -150,8 +150,8 @@ def extract_clip(extractor: FeatureExtractor, clip: Clip, settings: Any) -> np.n
 def _ensure_cached(extractor, settings, settings_json, versions, cache_root, job: tuple[Clip, str | None]):
     """Hash (if needed), key, and extract one clip unless cached; returns (key, outcome, message).
 
-    ``outcome`` is ``hit``, ``computed``, ``decode-error``, ``audio-missing`` or
-    ``non-finite-features`` (NaN or infinity, never cached or passed on). Run in a
+    ``outcome`` is ``hit``, ``computed``, an :class:`AudioError`'s code (``decode-error``,
+    ``audio-missing``, ``non-finite-audio``) or ``non-finite-features`` (NaN or infinity, never cached or passed on). Run in a
     worker, so that hashing the audio happens in parallel too.
     """
     clip, digest = job
@@ -166,7 +166,7 @@ def _ensure_cached(extractor, settings, settings_json, versions, cache_root, job
     try:
         array = extract_clip(extractor, clip, settings)
     except AudioError as exc:
-        return key, "decode-error", str(exc)
+        return key, exc.code, str(exc)
     if not np.isfinite(array).all():
         return key, "non-finite-features", f"{clip.audio_path}: {extractor.name} gave NaN or infinite values"
     cache.put(extractor.name, key, array)
@@ -191,6 +191,7 @@ def extract_features(
     everything else goes to the workers, which hash, key and extract.
     """
     cache = cache or FeatureCache()
+    damaged_before = len(cache.damaged)
     versions = versions if versions is not None else library_versions()
     settings_json = settings.model_dump(mode="json") if hasattr(settings, "model_dump") else settings
     tracks = tracks.assign(uid=track_uids(tracks))
@@ -229,7 +230,7 @@ def extract_features(
                 )
             blocks.append(block)
             uids.extend(kept)
-    counts["rebuilt"] = len(cache.damaged)
+    counts["rebuilt"] = len(cache.damaged) - damaged_before
     return Features(blocks, uids, excluded, counts)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from mer_bench.errors import DatasetError
+from mer_bench.plugin_calls import plugin_call
 from mer_bench.plugin_manager import PluginSet
 from mer_bench.types import QUADRANTS
 
@@ -15,7 +16,8 @@ def assign_quadrants(tracks: pd.DataFrame, plugins: PluginSet) -> pd.DataFrame:
     for name, rows in out.groupby("dataset", sort=False):
         loader = plugins.dataset(name)
         converter = plugins.label_converter(loader.label_converter)
-        quadrants = pd.Series(converter.convert(rows, loader.scale), index=rows.index)
+        with plugin_call("label", converter.name, "convert", f"dataset {name}", keep=(DatasetError,)):
+            quadrants = pd.Series(converter.convert(rows, loader.scale), index=rows.index)
         bad = ~quadrants.isin(QUADRANTS)
         if bad.any():
             ids = ", ".join(rows.loc[bad, "track_id"].astype(str).head(10))

@@ -22,13 +22,14 @@ from mer_bench.cache import FeatureCache
 from mer_bench.config import RunConfig, validate_settings
 from mer_bench.discover import discover
 from mer_bench.errors import CacheError, MerBenchError, PluginCallError, RunError
+from mer_bench.exclusions import exclusions_table, require_tracks_left
 from mer_bench.executors import Resources
 from mer_bench.features import Features, extract_features, feature_versions
 from mer_bench.label import assign_quadrants
 from mer_bench.metrics import aggregate, score
 from mer_bench.plugin_calls import check_history, check_probabilities, plugin_call
 from mer_bench.plugin_manager import PluginSet
-from mer_bench.prepare import exclusions_table, prepare
+from mer_bench.prepare import prepare
 from mer_bench.progress import SILENT, Progress
 from mer_bench.protocol import fold_parts, make_splits, merged_groups, track_uids
 from mer_bench.results import (
@@ -40,7 +41,7 @@ from mer_bench.results import (
     new_run_id,
     package_versions,
 )
-from mer_bench.types import QUADRANTS, FoldData, ModelFactory, quadrant_index
+from mer_bench.types import QUADRANTS, Exclusion, FoldData, ModelFactory, quadrant_index
 
 
 def fold_seed(seed: int, fold: int) -> int:
@@ -243,6 +244,17 @@ class PreparedRun:
         ]
 
 
+def labelled_report(excluded: list[Exclusion], labelled: pd.DataFrame) -> pd.DataFrame:
+    """The preparation report with each excluded track's labels: those its loader passed, else
+    those the label stage gave it, so a figure can show what preparation took away."""
+    keys = ["dataset", "track_id"]
+    labels = labelled[keys + ["quadrant", "arousal", "valence"]]
+    report = exclusions_table(excluded).merge(labels, on=keys, how="left", suffixes=("", "_labelled"))
+    for column in ("quadrant", "arousal", "valence"):
+        report[column] = report[column].astype(object).where(report[column].notna(), report.pop(f"{column}_labelled"))
+    return report
+
+
 def prepare_run(
     config: RunConfig,
     plugins: PluginSet,
@@ -265,12 +277,15 @@ def prepare_run(
     folder = RunFolder.open(runs_dir, resume) if resume else None
     if folder is not None:
         _check_resume(folder, config)
+    else:
+        RunFolder.check_runs_dir(runs_dir)
 
     discovery = discover(plugins, config.datasets, config.data_dir, config.paths)
     labelled = assign_quadrants(discovery.tracks, plugins)
     scales = {name: plugins.dataset(name).scale for name in config.datasets}
     cache = FeatureCache()
     prepared = prepare(labelled, scales, config.clip_seconds, config.balance, progress, cache, config.jobs)
+    require_tracks_left(prepared.tracks, config.datasets, discovery.excluded + prepared.excluded, "preparation")
     splits = make_splits(prepared.tracks, config.folds, config.test_size, config.seed)
 
     fingerprints = data_fingerprints(prepared.tracks)
@@ -316,12 +331,10 @@ def prepare_run(
             progress=progress,
         )
         excluded = discovery.excluded + prepared.excluded + features.excluded
-        # The labels of the excluded tracks, where they have any, so that a figure can show
-        # what preparation took away from the valence/arousal plane.
-        labels = labelled[["dataset", "track_id", "quadrant", "arousal", "valence"]]
-        report = exclusions_table(excluded)
-        folder.write_csv("prep-report.csv", report.merge(labels, on=["dataset", "track_id"], how="left"))
+        report = labelled_report(excluded, labelled)
+        folder.write_csv("prep-report.csv", report)
         tracks = prepared.tracks.assign(uid=track_uids(prepared.tracks))
+        require_tracks_left(tracks[tracks["uid"].isin(features.uids)], config.datasets, excluded, "feature extraction")
         write_feature_examples(folder, splits, features)
         folder.write_csv(
             "tracks.csv",

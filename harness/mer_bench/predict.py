@@ -14,8 +14,9 @@ import pandas as pd
 
 from mer_bench.cache import FeatureCache
 from mer_bench.config import validate_settings
-from mer_bench.errors import RunError
+from mer_bench.errors import ModelError, RunError
 from mer_bench.features import extract_features, feature_versions
+from mer_bench.plugin_calls import check_probabilities, plugin_call
 from mer_bench.plugin_manager import PluginSet
 from mer_bench.prepare import crop_tracks
 from mer_bench.protocol import track_uids
@@ -24,6 +25,16 @@ from mer_bench.types import QUADRANTS, Exclusion
 
 #: The dataset name the given files are prepared under.
 FILES = "files"
+
+
+def fold_probabilities(folder: RunFolder, factory, fold: int, x) -> np.ndarray:
+    """Fold ``fold``'s saved model loaded and its checked probabilities for ``x``."""
+    name, where = factory.name, f"fold {fold} of run {folder.run_id}"
+    with plugin_call("model", name, "load", f"{where} ({folder.fold_dir(fold) / 'model'})", keep=(ModelError, RunError)):
+        model = factory.load(folder.fold_dir(fold) / "model")
+    with plugin_call("model", name, "predict_proba", where):
+        proba = model.predict_proba(x)
+    return check_probabilities(proba, len(x), len(QUADRANTS), f"model plugin {name!r} on {where}")
 
 
 def predict_files(
@@ -65,7 +76,7 @@ def predict_files(
     if not features.uids:
         return pd.DataFrame(columns=["file", "quadrant", *(f"p_{q}" for q in QUADRANTS)]), excluded
     x = features.select(features.uids)
-    proba = np.mean([factory.load(folder.fold_dir(k) / "model").predict_proba(x) for k in folds], axis=0)
+    proba = np.mean([fold_probabilities(folder, factory, k, x) for k in folds], axis=0)
     by_uid = dict(zip(track_uids(tracks), files))
     table = pd.DataFrame(
         {

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mer_bench.audio import decoded_duration
+from mer_bench.audio import decoded_duration, require_file
 from mer_bench.cache import FeatureCache, file_digest, library_versions
 from mer_bench.errors import AudioError, DatasetError
 from mer_bench.parallel import run_parallel
@@ -36,10 +36,11 @@ class Prepared:
 
 def measured_duration(path: Path, cache: FeatureCache | None) -> tuple[float, str]:
     """Decoded length of ``path`` and its content digest; the length is cached by content."""
+    require_file(path)
     try:
         digest = cache.digest(path) if cache is not None else file_digest(path)
     except OSError:
-        raise AudioError(path, "file not found") from None
+        raise AudioError(path, "file not found", code="audio-missing") from None
     if cache is None:
         return decoded_duration(path), digest
     key = cache.key(DURATION, {}, library_versions(("soundfile",)), digest, 0.0, 0.0)
@@ -58,9 +59,28 @@ def _measure(cache_root, path: Path) -> tuple[float, str | None, str, str, int]:
     try:
         seconds, digest = measured_duration(path, cache)
     except AudioError as exc:
-        reason = "audio-missing" if exc.reason == "file not found" else "decode-error"
-        return np.nan, None, reason, str(exc), len(cache.damaged) if cache else 0
+        return np.nan, None, exc.code, str(exc), len(cache.damaged) if cache else 0
     return seconds, digest, "", "", len(cache.damaged) if cache else 0
+
+
+#: How much shorter than the length a dataset states a decoded file may be before it counts
+#: as truncated: encoders pad and trim a fraction of a second (PMEmo decodes ~0.1 s short).
+TRUNCATED_SLACK_S = 1.0
+TRUNCATED_SLACK_FRACTION = 0.05
+
+
+def truncated_tracks(tracks: pd.DataFrame) -> pd.Series:
+    """Which tracks decoded clearly shorter than the ``duration_s`` their dataset states.
+
+    Such a file is cut or damaged (a partial download, a broken copy); kept, it would be
+    cropped from the wrong part of the song. Tracks without a stated duration are never
+    truncated.
+    """
+    if "duration_s" not in tracks:
+        return pd.Series(False, index=tracks.index)
+    stated = tracks["duration_s"]
+    slack = np.maximum(TRUNCATED_SLACK_S, TRUNCATED_SLACK_FRACTION * stated)
+    return (stated.notna() & (tracks["decoded_s"] < stated - slack)).fillna(False).astype(bool)
 
 
 def crop_tracks(
@@ -87,12 +107,20 @@ def crop_tracks(
         durations.append(seconds)
         digests.append(digest)
     out = tracks.assign(decoded_s=durations, audio_digest=digests)
-    short = out["decoded_s"] < clip_seconds
+    truncated = truncated_tracks(out)
+    for row in out[truncated].itertuples(index=False):
+        excluded.append(
+            Exclusion(
+                row.dataset, row.track_id, "prepare", "truncated",
+                f"{row.decoded_s:.2f} s decoded of the {row.duration_s:.2f} s the dataset states (a damaged or cut file)",
+            )
+        )
+    short = ~truncated & (out["decoded_s"] < clip_seconds)
     for row in out[short].itertuples(index=False):
         excluded.append(
             Exclusion(row.dataset, row.track_id, "prepare", "too-short", f"{row.decoded_s:.2f} s decoded < {clip_seconds:g} s")
         )
-    out = out[out["decoded_s"].notna() & ~short].copy()
+    out = out[out["decoded_s"].notna() & ~short & ~truncated].copy()
     # On a millisecond grid: the exact centre often falls on half a sample, where a
     # float round trip (e.g. through tracks.csv) could move the crop by one sample.
     out["clip_start_s"] = ((out["decoded_s"] - clip_seconds) / 2).round(3)
@@ -119,6 +147,8 @@ def balance_quadrants(tracks: pd.DataFrame, scales: dict[str, Scale | None]) -> 
     distance from the centre, then by track id, so the choice is deterministic.
     """
     kept, excluded = [], []
+    if tracks.empty:
+        return Prepared(tracks, excluded)
     for dataset, rows in tracks.groupby("dataset", sort=False):
         counts = rows["quadrant"].value_counts()
         empty = [q for q in QUADRANTS if counts.get(q, 0) == 0]
@@ -174,10 +204,3 @@ def prepare(
     balanced = balance_quadrants(cropped.tracks[selected], scales)
     kept = pd.concat([balanced.tracks, cropped.tracks[~selected]]).sort_values(["dataset", "track_id"], kind="mergesort")
     return Prepared(kept.reset_index(drop=True), cropped.excluded + balanced.excluded, cropped.rebuilt)
-
-
-def exclusions_table(excluded: list[Exclusion]) -> pd.DataFrame:
-    """The preparation report: one row per excluded track, sorted for stable output."""
-    columns = ["dataset", "track_id", "stage", "reason", "detail"]
-    table = pd.DataFrame([e.__dict__ for e in excluded], columns=columns)
-    return table.sort_values(["dataset", "track_id", "stage"], kind="mergesort").reset_index(drop=True)

@@ -8,6 +8,7 @@ Folds are numbered from 1 (``fold-1`` .. ``fold-5``), as the tables number them.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ import pandas as pd
 from mer_bench.atomic import atomic_write
 from mer_bench.cache import library_versions
 from mer_bench.errors import RunError
+from mer_bench.plugin_calls import one_line
 
 #: Libraries whose versions can change a run's numbers.
 KEY_PACKAGES = ("mer-bench", "numpy", "pandas", "scikit-learn", "scipy", "librosa", "soundfile", "soxr", "pluggy")
@@ -103,6 +105,22 @@ class RunFolder:
     def run_id(self) -> str:
         return self.path.name
 
+    @staticmethod
+    def check_runs_dir(runs_dir: Path) -> None:
+        """RunError unless run folders can be made in ``runs_dir``: checked before a run reads any
+        data, so a wrong ``--runs-dir`` costs no preparation. Creates nothing: the folder (and
+        its missing parents) is made with the first run folder."""
+        runs_dir = Path(runs_dir)
+        if runs_dir.exists() and not runs_dir.is_dir():
+            raise RunError(f"the runs folder {runs_dir} is a file, not a folder; pass another --runs-dir")
+        existing = runs_dir
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise RunError(f"cannot create a run folder in {runs_dir}: {os.strerror(errno.ENOTDIR)}; pass --runs-dir")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise RunError(f"cannot create a run folder in {runs_dir}: permission denied; pass --runs-dir")
+
     @classmethod
     def create(cls, runs_dir: Path, run_id: str) -> RunFolder:
         """A new, empty folder ``run_id`` (or ``run_id-2``, ``-3``, ... when taken).
@@ -110,6 +128,7 @@ class RunFolder:
         ``mkdir`` either creates a folder or fails, so two runs started at the same moment
         never share one: the second takes the next suffix.
         """
+        cls.check_runs_dir(runs_dir)
         try:
             Path(runs_dir).mkdir(parents=True, exist_ok=True)
             for suffix in range(1, 10_000):
@@ -161,11 +180,16 @@ class RunFolder:
         self.write(name, csv_bytes(table))
 
     def read_csv(self, name: str) -> pd.DataFrame:
-        """A table of the run (track ids and uids as text); RunError when it is missing."""
+        """A table of the run (track ids and uids as text); RunError when it is missing, empty or
+        not CSV."""
         try:
             return pd.read_csv(self.path / name, dtype={"track_id": str, "uid": str})
         except FileNotFoundError:
             raise RunError(f"run {self.run_id}: {name} is missing") from None
+        except pd.errors.EmptyDataError:
+            raise RunError(f"run {self.run_id}: {name} is empty (a damaged run folder)") from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise RunError(f"run {self.run_id}: {name} is not a readable CSV table: {one_line(exc)}") from None
 
     def fold_dir(self, fold: int) -> Path:
         return self.path / f"fold-{fold}"

@@ -55,6 +55,11 @@ class Exclusion:
     stage: str
     reason: str
     detail: str = ""
+    #: The track's labels, where the loader knows them (a track it excludes never reaches
+    #: the label stage): they show in prep-report.csv and on the valence/arousal figure.
+    quadrant: str | None = None
+    arousal: float | None = None
+    valence: float | None = None
 
 
 @dataclass

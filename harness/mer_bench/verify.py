@@ -12,7 +12,9 @@ from typing import Any
 
 from mer_bench.discover import resolve_root
 from mer_bench.errors import MerBenchError
+from mer_bench.exclusions import require_tracks_left
 from mer_bench.label import assign_quadrants
+from mer_bench.plugin_calls import plugin_call
 from mer_bench.plugin_manager import PluginSet
 from mer_bench.prepare import balance_quadrants, balanced_datasets, crop_tracks
 from mer_bench.progress import SILENT, Progress
@@ -20,7 +22,7 @@ from mer_bench.types import QUADRANTS, validate_tracks
 
 #: Exclusion reasons that mean the copy of a dataset is damaged, not merely that the
 #: dataset ships more audio than annotations or that preparation left a clip out.
-PROBLEM_REASONS = {"audio-missing", "decode-error", "quadrant-conflict", "ambiguous-audio"}
+PROBLEM_REASONS = {"audio-missing", "decode-error", "non-finite-audio", "truncated", "quadrant-conflict", "ambiguous-audio"}
 
 
 @dataclass
@@ -28,6 +30,8 @@ class DatasetCheck:
     """What ``verify`` found for one dataset; :meth:`as_dict` is its JSON form."""
 
     name: str
+    #: ``ok``; ``problems`` (usable, but damaged files or conflicts were found); ``absent``
+    #: (not found); ``unusable`` (found, but it cannot be loaded or nothing is left).
     status: str = "ok"
     root: str = ""
     tracks: int = 0
@@ -42,7 +46,8 @@ class DatasetCheck:
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok" and not self.problems
+        """Whether nothing is wrong: the exit status of ``verify`` follows this."""
+        return self.status == "ok"
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "name"}
@@ -72,8 +77,10 @@ def verify_dataset(
         return check
     check.root = str(root)
     try:
-        loaded = loader.load(root)
+        with plugin_call("dataset", name, "load", str(root), keep=(MerBenchError,)):
+            loaded = loader.load(root)
         tracks = validate_tracks(loaded.tracks, name, loader.scale)
+        require_tracks_left(tracks, [name], loaded.excluded, f"reading {root}")
         labelled = assign_quadrants(tracks, plugins)
     except MerBenchError as exc:
         check.status, check.problems = "unusable", [f"{name}: {exc}"]
@@ -101,7 +108,12 @@ def verify_dataset(
     check.unreadable = check.excluded.get("decode-error", 0)
     if not len(prepared.tracks):
         check.status = "unusable"
-        check.problems.append(f"{name}: no track is left after preparation")
+        try:
+            require_tracks_left(prepared.tracks, [name], excluded, "preparation")
+        except MerBenchError as exc:
+            check.problems.append(str(exc))
+    elif check.problems:
+        check.status = "problems"
     return check
 
 

@@ -140,15 +140,21 @@ class BiModal:
         excluded, keep, paths = [], [], []
         for row in table.itertuples(index=False):
             expected = sign_quadrant(row.arousal, row.valence)
+            # The annotated values go with the exclusion, so the report and the V/A figure show it.
+            labels = {"arousal": row.arousal, "valence": row.valence}
             if row.code in several:
                 files = ", ".join(p.name for p in several[row.code])
-                excluded.append(Exclusion(NAME, row.code, "discover", "ambiguous-audio", f"several files: {files}"))
+                excluded.append(
+                    Exclusion(NAME, row.code, "discover", "ambiguous-audio", f"several files: {files}", **labels)
+                )
             elif row.code not in audio:
-                excluded.append(Exclusion(NAME, row.code, "discover", "audio-missing", f"no {row.code}*.mp3 in {folder}"))
+                excluded.append(
+                    Exclusion(NAME, row.code, "discover", "audio-missing", f"no {row.code}*.mp3 in {folder}", **labels)
+                )
             elif row.sheet_quadrant != expected:
                 excluded.append(
                     Exclusion(NAME, row.code, "discover", "quadrant-conflict",
-                              f"sheet says Q{row.sheet_quadrant}, valence/arousal signs say Q{expected}")
+                              f"sheet says Q{row.sheet_quadrant}, valence/arousal signs say Q{expected}", **labels)
                 )
             else:
                 keep.append(True)

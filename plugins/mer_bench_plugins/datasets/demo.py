@@ -191,7 +191,13 @@ class DemoDataset:
         key = hashlib.sha256(f"{VERSION}|{self.tracks_per_quadrant}|{self.seed}".encode()).hexdigest()[:10]
         root = cache_dir() / "datasets" / f"demo-v{VERSION}-{key}"
         if not (root / "annotations.csv").is_file():
-            generate(root, self.tracks_per_quadrant, self.seed)
+            try:
+                generate(root, self.tracks_per_quadrant, self.seed)
+            except OSError as exc:
+                raise DatasetError(
+                    f"demo dataset: cannot write it into {root} ({exc.strerror or exc}); point MER_BENCH_CACHE "
+                    "at a writable folder"
+                ) from None
         return root
 
     def load(self, root: Path) -> LoadedDataset:

@@ -121,7 +121,7 @@ class FourQ:
                 keep[i] = False
                 excluded.append(
                     Exclusion(NAME, row["Song"], "discover", "quadrant-conflict",
-                              f"annotations say {row['quadrant']}, " + ", ".join(conflicts))
+                              f"annotations say {row['quadrant']}, " + ", ".join(conflicts), quadrant=row["quadrant"])
                 )
             # A clip missing from its folder keeps its expected path; preparation reports it.
             quadrant_folder = next(q for q, name in QUADRANTS.items() if name == row["quadrant"])
