@@ -15,7 +15,13 @@ import pytest
 from mer_bench.errors import ModelError
 from mer_bench.types import FoldData
 from mer_bench_plugins.models import effnetb3, imagenet_weights
-from mer_bench_plugins.models.effnetb3 import EffNetB3Factory, EffNetB3Settings, build_backbone, build_network
+from mer_bench_plugins.models.effnetb3 import (
+    EffNetB3Factory,
+    EffNetB3Settings,
+    build_backbone,
+    build_network,
+    calibrate_batchnorm,
+)
 from mer_bench_plugins.models.imagenet_weights import WeightsSource, resolve_weights
 
 pytest.importorskip("tensorflow")
@@ -35,14 +41,11 @@ def calibrated_backbone(tmp_path, images: np.ndarray):
 
     A randomly initialised EfficientNet's features vanish in inference mode until its
     BatchNorm moving statistics have converged (thousands of steps); ImageNet weights
-    arrive converged. One training-mode pass with momentum 0 stands in for that here.
+    arrive converged. The model's own calibration stands in for that here.
     """
     keras.utils.set_random_seed(3)  # the backbone's random weights: the same in every test process
     backbone = build_backbone(images.shape[1:], imagenet_stem=True)
-    norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    for layer in norms:
-        layer.momentum = 0.0
-    backbone(images.astype("float32"), training=True)
+    calibrate_batchnorm(backbone, images, len(images), 16, seed=0)
     path = tmp_path / "calibrated.weights.h5"
     backbone.save_weights(str(path))
     return path
@@ -55,7 +58,7 @@ def trained(tmp_path_factory):
     train, val, test = brightness_problem(64, 32, 0), brightness_problem(32, 32, 1), brightness_problem(32, 32, 2)
     weights = calibrated_backbone(tmp, train.x)
     settings = EffNetB3Settings(
-        weights=str(weights), learning_rate=1e-3, epochs=30, frozen_epochs=30, patience=2, batch_size=16
+        weights=str(weights), learning_rate=1e-3, epochs=30, train_backbone=False, patience=2, batch_size=16
     )
     model = EffNetB3Factory().build(settings, n_classes=4, seed=7)
     history = model.fit(train, val)
@@ -148,6 +151,32 @@ def test_save_and_load_round_trip_predictions(trained):
     np.testing.assert_allclose(loaded.predict_proba(test.x), model.predict_proba(test.x), rtol=1e-6, atol=1e-7)
     assert loaded.weights.kind == "file" and loaded.weights.md5 == model.weights.md5
     assert loaded.settings == model.settings
+
+
+def test_batchnorm_calibration_sets_the_statistics_of_the_training_images():
+    images = brightness_problem(24, 32, 5).x
+    keras.utils.set_random_seed(4)
+    backbone = build_backbone(images.shape[1:], imagenet_stem=False)
+    top = backbone.predict(images.astype("float32"), verbose=0)
+    assert np.abs(top).mean() < 1e-3  # random statistics: the features have all but vanished
+    assert calibrate_batchnorm(backbone, images, 100, 8, seed=0) == 24  # every image, in three batches
+    stem = backbone.get_layer("stem_bn")
+    conv = keras.Model(backbone.inputs, backbone.get_layer("stem_conv").output).predict(images.astype("float32"), verbose=0)
+    # The mean over the three batches of each batch's channel means: the images' channel means.
+    np.testing.assert_allclose(stem.moving_mean.numpy(), conv.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)
+    assert stem.momentum == 0.99  # put back for training
+    calibrated = backbone.predict(images.astype("float32"), verbose=0)
+    assert np.isfinite(calibrated).all() and np.abs(calibrated).mean() > 0.05
+
+
+def test_a_frozen_backbone_is_left_exactly_as_loaded(trained):
+    model, history, _, tmp = trained
+    assert {h["phase"] for h in history} == {"frozen"}
+    keras.utils.set_random_seed(3)
+    loaded = build_backbone(model.network.input_shape[1:], imagenet_stem=True)
+    loaded.load_weights(str(tmp / "calibrated.weights.h5"))
+    for before, after in zip(loaded.weights, model.network.get_layer("efficientnetb3").weights, strict=True):
+        np.testing.assert_array_equal(before.numpy(), after.numpy(), err_msg=before.path)
 
 
 def test_same_seed_gives_the_same_training(trained):

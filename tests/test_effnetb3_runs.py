@@ -37,7 +37,7 @@ def test_one_training_step_at_the_papers_300x300x3():
 
 @pytest.mark.slow
 def test_run_and_predict_through_the_cli(tiny_site, tmp_path):
-    """The quick preset on the tiny demo at 32x32 over two folds, then predictions from its models."""
+    """The quick preset on the tiny demo at 32x32 over two folds and two epochs, then predictions from its models."""
     import json
 
     from tests.conftest import run_cli, write_tone
@@ -47,7 +47,7 @@ def test_run_and_predict_through_the_cli(tiny_site, tmp_path):
     runs = tmp_path / "runs"
     result = run_cli(
         "run", "--model", "effnetb3", "--datasets", "demo-tiny", "--preset", "quick", "--folds", "2",
-        "--config", str(config), "--set", "batch_size=8", "--no-progress", "--runs-dir", str(runs),
+        "--config", str(config), "--set", "batch_size=8", "--epochs", "2", "--no-progress", "--runs-dir", str(runs),
         site=tiny_site, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -56,6 +56,8 @@ def test_run_and_predict_through_the_cli(tiny_site, tmp_path):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["model"]["settings"]["weights"] == "none"  # asked for by the preset, and recorded
     assert manifest["model"]["settings"]["batch_size"] == 8
+    assert manifest["model"]["settings"]["epochs"] == 2
+    assert (manifest["model"]["settings"]["calibrate_batchnorm"], manifest["model"]["settings"]["train_backbone"]) == (256, False)
     assert manifest["feature"]["settings"]["size"] == 32
     for fold in (1, 2):
         folder = run / f"fold-{fold}"
@@ -63,7 +65,7 @@ def test_run_and_predict_through_the_cli(tiny_site, tmp_path):
         assert json.loads((folder / "model" / "effnetb3.json").read_text())["weights"]["kind"] == "none"
         history = (folder / "history.csv").read_text().splitlines()
         assert history[0] == "epoch,phase,loss,accuracy,val_loss,val_accuracy,kept"
-        assert len(history) == 3  # the preset's two epochs
+        assert len(history) == 3 and all(line.split(",")[1] == "frozen" for line in history[1:])  # two head-only epochs
         metrics = json.loads((folder / "metrics.json").read_text())
         assert metrics["kept_epoch"] in (1, 2)
 

@@ -187,6 +187,11 @@ def stopped(exc: MerBenchError, folder: RunFolder) -> MerBenchError:
     return type(exc)(f"{exc}. Run {folder.run_id} is kept: once that is fixed, `{folder.resume_command()}` continues it")
 
 
+def interrupted(folder: RunFolder) -> RunError:
+    """The error for Ctrl-C or SIGTERM once the run folder exists: the run is kept, and how to continue it."""
+    return RunError(f"interrupted. Run {folder.run_id} is kept: `{folder.resume_command()}` continues it")
+
+
 def _check_resumed_data(folder: RunFolder, fingerprints: dict[str, str], splits: pd.DataFrame) -> None:
     """Refuse to resume a run whose data changed since it started: its finished folds saw the
     old audio and labels, the rest would see the new."""
@@ -345,6 +350,8 @@ def prepare_run(
         )
     except (PluginCallError, CacheError, RunError) as exc:
         raise stopped(exc, folder) from exc
+    except KeyboardInterrupt:
+        raise interrupted(folder) from None
 
     counts = splits.groupby(["dataset", "split"]).size().unstack(fill_value=0)
     facts = {
@@ -397,4 +404,6 @@ def run_benchmark(
             write_fold(run.folder, fit_fold(job))
         except (PluginCallError, RunError) as exc:
             raise stopped(exc, run.folder) from exc
+        except KeyboardInterrupt:
+            raise interrupted(run.folder) from None
     return finish_run(run)

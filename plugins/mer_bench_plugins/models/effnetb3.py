@@ -58,11 +58,20 @@ class EffNetB3Settings(BaseModel):
     frozen_epochs: int = Field(
         0, ge=0, description="first epochs that train the head alone (a fixed warm-up); = epochs: the backbone never trains"
     )
+    train_backbone: bool = Field(
+        True, description="false: the backbone is a fixed feature extractor and only the head trains, for every epoch"
+    )
     mixed_precision: bool = Field(False, description="float16 compute with float32 weights (for GPUs)")
     distribute: Literal["auto", "none", "mirrored"] = Field(
         "auto", description="auto: MirroredStrategy over all GPUs when there are several"
     )
     deterministic: bool = Field(True, description="TensorFlow's deterministic ops (slower on GPU)")
+    calibrate_batchnorm: int = Field(
+        0,
+        ge=0,
+        description="before training, set the backbone's BatchNorm statistics from up to this many training images "
+        "(0: off); for random weights, whose statistics describe no data",
+    )
 
     @model_validator(mode="after")
     def _frozen_within_epochs(self) -> EffNetB3Settings:
@@ -139,6 +148,33 @@ def precision_policy(mixed: bool, keras):
         keras.config.set_dtype_policy(before)
 
 
+def calibrate_batchnorm(backbone, x, count: int, batch_size: int, seed: int) -> int:
+    """Set every BatchNormalization layer of ``backbone`` to the statistics of up to ``count``
+    rows of ``x`` (training images), drawn with ``seed``; the number of images used.
+
+    A randomly initialised EfficientNet keeps moving means of 0 and variances of 1, which
+    describe no data: in inference mode its features shrink block after block until they
+    carry nothing (about 1e-7 at the top), so a head trained on them learns nothing it can
+    use. ImageNet weights arrive with statistics converged over a million images; without
+    them, this estimates the statistics the same way (batch statistics in training mode),
+    from the fold's own training images, in one pass. The moving averages become the plain
+    mean of the batches' statistics (momentum i/(i+1) for the i-th batch).
+    """
+    _, keras = tensorflow(NAME)
+    picked = np.sort(np.random.default_rng(seed).permutation(len(x))[: min(count, len(x))])
+    norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    try:
+        for i, start in enumerate(range(0, len(picked), batch_size)):
+            for layer in norms:
+                layer.momentum = i / (i + 1)
+            backbone(np.asarray(x.take(picked[start : start + batch_size], axis=0), dtype="float32"), training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+    return len(picked)
+
+
 def _strategy(name: str, tf):
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
@@ -156,15 +192,33 @@ class EffNetB3:
         self.network = network
         self.weights: WeightsSource | None = weights
 
-    def _compile(self, strategy, keras) -> None:
+    def _compile(self, model, strategy, keras) -> None:
         with strategy.scope():
-            self.network.compile(
+            model.compile(
                 optimizer=keras.optimizers.Adam(learning_rate=self.settings.learning_rate),
                 loss=keras.losses.SparseCategoricalCrossentropy(),
                 metrics=["accuracy"],
             )
 
+    def _head(self, keras):
+        """The layers after the backbone as a model of their own, sharing their weights with
+        :attr:`network`: what a frozen backbone's features train."""
+        layers = self.network.layers
+        backbone = self.network.get_layer(BACKBONE)
+        inputs = keras.Input(shape=tuple(backbone.output.shape[1:]), name="backbone_features")
+        x = inputs
+        for layer in layers[layers.index(backbone) + 1 :]:
+            x = layer(x)
+        return keras.Model(inputs, x, name="effnetb3_head")
+
     def fit(self, train: FoldData, val: FoldData) -> list[dict]:
+        """Train on ``train``, stopping early on ``val``'s loss and keeping its best epoch.
+
+        While the backbone is frozen (the first ``frozen_epochs``), it is a fixed feature
+        extractor: its features are computed once, in inference mode as Keras' transfer
+        learning guide runs a frozen base, and the head trains on them. Each such epoch then
+        costs the head's work alone instead of a pass through EfficientNet.
+        """
         tf, keras = tensorflow(NAME)
         s = self.settings
         if len(val.y) == 0:
@@ -176,32 +230,48 @@ class EffNetB3:
         strategy = _strategy(s.distribute, tf)
         with precision_policy(s.mixed_precision, keras), strategy.scope():
             self.network = build_network(tuple(train.x.shape[1:]), self.n_classes, self.weights)
-        train_data = batches(train.x, train.y, s.batch_size, shuffle_seed=self.seed)
-        val_data = batches(val.x, val.y, s.batch_size)
         backbone = self.network.get_layer(BACKBONE)
-        warmup = s.frozen_epochs if s.frozen_epochs < s.epochs else 0
-        history = []
-        backbone.trainable = s.frozen_epochs == 0
-        self._compile(strategy, keras)
-        if warmup:
-            fitted = self.network.fit(train_data, validation_data=val_data, epochs=warmup, shuffle=False, verbose=0)
+        if s.calibrate_batchnorm:
+            calibrate_batchnorm(backbone, train.x, s.calibrate_batchnorm, s.batch_size, self.seed)
+        frozen_only = not s.train_backbone or s.frozen_epochs == s.epochs
+        history, frozen = [], s.epochs if frozen_only else s.frozen_epochs
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=s.patience, restore_best_weights=True)
+        if frozen:
+            backbone.trainable = False
+            features = {
+                name: backbone.predict(batches(part.x, None, s.batch_size), verbose=0)
+                for name, part in (("train", train), ("val", val))
+            }
+            with precision_policy(s.mixed_precision, keras), strategy.scope():
+                head = self._head(keras)
+            self._compile(head, strategy, keras)
+            if frozen_only:  # so that the network carries the recipe's loss and optimiser too
+                self._compile(self.network, strategy, keras)
+            fitted = head.fit(
+                batches(features["train"], train.y, s.batch_size, shuffle_seed=self.seed),
+                validation_data=batches(features["val"], val.y, s.batch_size),
+                epochs=frozen,
+                callbacks=[stop] if frozen_only else [],
+                shuffle=False,  # batches() reshuffles every epoch, seeded
+                verbose=0,
+            )
             history += history_records(fitted, "frozen", 1)
+            del features
+        if not frozen_only:
             backbone.trainable = True
             # A fresh optimiser once the backbone joins: Adam's moments for the head alone do not carry over.
-            self._compile(strategy, keras)
-        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=s.patience, restore_best_weights=True)
-        fitted = self.network.fit(
-            train_data,
-            validation_data=val_data,
-            initial_epoch=warmup,
-            epochs=s.epochs,
-            callbacks=[stop],
-            shuffle=False,  # batches() reshuffles every epoch, seeded
-            verbose=0,
-        )
-        phase = "frozen" if s.frozen_epochs == s.epochs else "fine-tune" if warmup else "train"
-        history += history_records(fitted, phase, warmup + 1)
-        # EarlyStopping numbers epochs from 0, counting the warm-up ones given as initial_epoch.
+            self._compile(self.network, strategy, keras)
+            fitted = self.network.fit(
+                batches(train.x, train.y, s.batch_size, shuffle_seed=self.seed),
+                validation_data=batches(val.x, val.y, s.batch_size),
+                initial_epoch=frozen,
+                epochs=s.epochs,
+                callbacks=[stop],
+                shuffle=False,
+                verbose=0,
+            )
+            history += history_records(fitted, "fine-tune" if frozen else "train", frozen + 1)
+        # EarlyStopping numbers epochs from 0, counting the frozen ones given as initial_epoch.
         history[stop.best_epoch]["kept"] = True
         return history
 
