@@ -86,6 +86,7 @@ def test_a_dataset_with_no_track_left_says_why(plugins, data, tmp_path, damage, 
         (b"feature_settings = [1, 2]\n", "feature_settings: Input should be a valid dictionary"),
         (b"[paths]\ndemo = 3\n", "paths.demo: Input is not a valid path"),
         (b"clip_seconds = -4\n", "clip_seconds: Input should be greater than 0"),
+        (b"clip_seconds = inf\n", "clip_seconds: Input should be a finite number"),
         (b"seed = 3.5\n", "seed: Input should be a valid integer"),
         (b"\xff\xfe = 1\n", r"is not UTF-8 text \(byte 0 is 0xff\)"),
     ],
@@ -159,7 +160,7 @@ def test_an_unwritable_cache_or_runs_folder_is_one_line(tmp_path):
     runs = run_cli("run", "--model", "majority", "--datasets", "demo", "--no-progress", "--runs-dir", str(blocker))
     assert runs.stderr.strip() == f"error: the runs folder {blocker} is a file, not a folder; pass another --runs-dir"
     runs = run_cli("run", "--model", "majority", "--datasets", "demo", "--no-progress", "--runs-dir", str(blocker / "sub"))
-    assert runs.stderr.strip() == f"error: cannot create a run folder in {blocker / 'sub'}: Not a directory; pass --runs-dir"
+    assert runs.stderr.strip() == f"error: cannot create a run folder in {blocker / 'sub'}: Not a directory; pass another --runs-dir"
 
 
 REAL_WRITE = mer_bench.results.atomic_write

@@ -72,11 +72,9 @@ def test_a_bad_config_file_is_one_clear_line(tmp_path):
     result = run_cli("run", "--config", str(config), "--no-progress")
     assert result.returncode == 1
     assert result.stderr.strip() == "error: invalid run configuration: fold: Extra inputs are not permitted"
-    config.write_text('model = "logmel-mlp"\ndatasets = ["demo"]\nbalance = ["pmemo"]\n')
+    config.write_text('model = "logmel-mlp"\ndatasets = ["demo"]\n[selection]\npmeno = "none"\n')
     result = run_cli("run", "--config", str(config), "--no-progress")
-    assert result.stderr.strip() == (
-        "error: invalid run configuration: config: Value error, balance names datasets not in this run: pmemo"
-    )
+    assert result.stderr.strip().startswith("error: [selection] names 'pmeno', which is no dataset plugin (known: ")
     config.write_text('model = "logmel-mlp"\ndatasets = ["demo"]\n[model_settings]\nepochs = 0\n')
     result = run_cli("run", "--config", str(config), "--no-progress")
     assert "error: invalid settings for model 'logmel-mlp': epochs: Input should be greater than 0" in result.stderr

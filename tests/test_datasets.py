@@ -184,11 +184,15 @@ def test_verify_reports_counts_and_every_problem_as_json(paper_data, copy_of, tm
     assert (fourq["tracks"], fourq["labelled"], fourq["unlabelled"], fourq["missing_audio"]) == (25, 23, 1, 1)
     assert fourq["quadrants_raw"] == {"A+V+": 5, "A+V-": 6, "A-V-": 6, "A-V+": 6}
     assert fourq["excluded"]["too-short"] == 1
-    assert sum(fourq["quadrants_prepared"].values()) == 4 * min(4, 6)
+    # The paper preset keeps all of 4Q (23 labelled, one without audio, one too short).
+    assert (fourq["selection"], fourq["prepared"], sum(fourq["quadrants_prepared"].values())) == ("none", 21, 21)
     assert any(p.startswith(f"4q/{facts['4q']['missing']}: audio-missing") for p in fourq["problems"])
     assert report["pmemo"]["unreadable"] == 1 and any(str(corrupt) in p for p in report["pmemo"]["problems"])
     assert report["emomusic"]["unreadable"] == 1
     assert report["bimodal"]["missing_audio"] == 1 and report["bimodal"]["unlabelled"] == 1
+    equal = run_cli("datasets", "verify", "4q", "--data-dir", str(tmp_path), "--json", "--preset", "paper-balanced")
+    fourq = json.loads(equal.stdout)["4q"]
+    assert (fourq["selection"], fourq["prepared"]) == ("equalise", 16)  # four quadrants cut to the smallest, A+V+ with 4
 
 
 def test_verify_says_a_missing_dataset_is_absent(tmp_path):

@@ -116,10 +116,11 @@ def test_defaults_are_the_published_recipe_and_the_optimiser_is_adam(trained):
     paper = EffNetB3Settings()
     assert (paper.weights, paper.learning_rate, paper.epochs, paper.frozen_epochs) == ("imagenet", 1e-5, 50, 0)
     model, *_ = trained
-    network = model.network
-    assert isinstance(network.optimizer, keras.optimizers.Adam)
-    assert float(network.optimizer.learning_rate) == pytest.approx(model.settings.learning_rate)
-    assert isinstance(network.loss, keras.losses.SparseCategoricalCrossentropy)
+    trained_part = model.head  # the backbone never trained: its features trained the head
+    assert isinstance(trained_part.optimizer, keras.optimizers.Adam)
+    assert float(trained_part.optimizer.learning_rate) == pytest.approx(model.settings.learning_rate)
+    assert isinstance(trained_part.loss, keras.losses.SparseCategoricalCrossentropy)
+    assert model.network.get_layer("quadrants") is trained_part.get_layer("quadrants")  # the same layers
 
 
 def test_learns_a_learnable_problem_well_above_chance(trained):

@@ -6,9 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mer_bench.errors import DatasetError
 from mer_bench.exclusions import exclusions_table
-from mer_bench.prepare import balance_quadrants, crop_tracks, prepare
+from mer_bench.prepare import crop_tracks, prepare
 from mer_bench.types import Scale
 from tests.conftest import write_tone
 
@@ -79,51 +78,26 @@ def grid_tracks() -> pd.DataFrame:
     )
 
 
-def test_balance_keeps_the_points_farthest_from_the_axes():
-    out = balance_quadrants(grid_tracks(), {"d": Scale(-1, 1)})
-    assert out.tracks["quadrant"].value_counts().to_dict() == {"A+V+": 2, "A+V-": 2, "A-V-": 2, "A-V+": 2}
-    assert "p1" not in set(out.tracks["track_id"])
-    (excluded,) = out.excluded
-    assert excluded.track_id == "p1" and excluded.reason == "balance"
-    assert "A+V+ has 3 tracks, kept the 2" in excluded.detail
-
-
-def test_balance_breaks_ties_by_radius_then_id():
-    tracks = grid_tracks()
-    # p1 now ties p2 on score 0.5 but lies farther from the centre; p3 ties p2 exactly.
-    tracks.loc[tracks.track_id == "p1", ["arousal", "valence"]] = [0.9, 0.5]
-    tracks.loc[tracks.track_id == "p3", ["arousal", "valence"]] = [0.5, 0.5]
-    kept = set(balance_quadrants(tracks, {"d": Scale(-1, 1)}).tracks["track_id"])
-    assert {"p1", "p2"} <= kept and "p3" not in kept
-
-
-def test_balance_refuses_a_dataset_with_an_empty_quadrant():
-    tracks = grid_tracks()
-    tracks = tracks[tracks.quadrant != "A-V+"]
-    with pytest.raises(DatasetError, match=r"no tracks in quadrant\(s\) A-V\+.*balance = false"):
-        balance_quadrants(tracks, {"d": Scale(-1, 1)})
-
-
 def test_prepare_reports_every_exclusion_with_its_stage(tmp_path):
     tracks = grid_tracks()
     tracks["audio_path"] = [write_tone(tmp_path / f"{t}.wav", 20.0 if t == "q2" else 25.0) for t in tracks.track_id]
-    out = prepare(tracks, {"d": Scale(-1, 1)}, 24.0, balance=True)
+    out = prepare(tracks, {"d": Scale(-1, 1)}, 24.0, {"*": "equalise"})
     report = exclusions_table(out.excluded)
     # q2 is too short, so A-V+ has one track and every quadrant is cut to one.
     assert report[report.reason == "too-short"]["track_id"].tolist() == ["q2"]
     assert len(out.tracks) == 4
     assert len(report) + len(out.tracks) == len(tracks)
-    unbalanced = prepare(tracks, {"d": Scale(-1, 1)}, 24.0, balance=False)
+    unbalanced = prepare(tracks, {"d": Scale(-1, 1)}, 24.0, {"d": "none"})
     assert len(unbalanced.tracks) == 8
 
 
-def test_balance_can_name_the_datasets_to_balance(tmp_path):
+def test_each_dataset_is_prepared_with_its_own_policy(tmp_path):
     first = grid_tracks()
     second = grid_tracks().assign(dataset="e")
     tracks = pd.concat([first, second], ignore_index=True)
     tracks["audio_path"] = [write_tone(tmp_path / f"{d}{t}.wav", 25.0) for d, t in zip(tracks.dataset, tracks.track_id)]
     scales = {"d": Scale(-1, 1), "e": Scale(-1, 1)}
-    out = prepare(tracks, scales, 24.0, balance=["e"])
+    out = prepare(tracks, scales, 24.0, {"d": "none", "*": "equalise"})
     assert out.tracks.groupby("dataset").size().to_dict() == {"d": 9, "e": 8}
     assert [(x.dataset, x.track_id) for x in out.excluded] == [("e", "p1")]
 

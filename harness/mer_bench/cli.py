@@ -147,25 +147,32 @@ def datasets_list(state: State, data_dir: Path | None) -> None:
 @click.argument("names", nargs=-1)
 @click.option("--datasets", "datasets_", help="'all' or a comma-separated list (instead of NAMES).")
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_DATA")
-@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Run config: [paths], clip_seconds, balance.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Run config: [paths], clip_seconds, [selection].")
+@click.option("--preset", default="paper", show_default=True, help="Preset whose clip length and selection prepare the counts.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object keyed by dataset name.")
 @click.pass_obj
-def datasets_verify(state: State, names, datasets_, data_dir, config_file, as_json) -> None:
-    """Load datasets and decode every audio file.
+def datasets_verify(state: State, names, datasets_, data_dir, config_file, preset, as_json) -> None:
+    """Load datasets and decode every audio file; count what a run would prepare from them.
 
     Exits with 1 when a dataset is absent or unusable, or has missing or unreadable audio.
     """
     from mer_bench.config import expand_datasets, file_setting, read_config_file
     from mer_bench.progress import Progress
+    from mer_bench.selection import check_names
     from mer_bench.verify import verify_datasets
 
     values = read_config_file(config_file) if config_file else {}
+    registry = state.registry()
     requested = list(names) + [d.strip() for d in (datasets_ or "").split(",") if d.strip()]
-    chosen = expand_datasets(requested or ["all"], state.registry())
+    chosen = expand_datasets(requested or ["all"], registry)
+    plugins = state.plugins()
+    protocol = registry.preset(values.get("preset", preset))
+    selection = file_setting(values, "selection", protocol)
+    check_names(selection, set(plugins.entries["dataset"]))
     with Progress(enabled=sys.stderr.isatty() and not as_json) as progress:
         checks = verify_datasets(
-            state.plugins(), chosen, data_dir, file_setting(values, "paths"), file_setting(values, "clip_seconds"),
-            file_setting(values, "balance"), progress,
+            plugins, chosen, data_dir or file_setting(values, "data_dir"), file_setting(values, "paths"),
+            file_setting(values, "clip_seconds", protocol), selection, progress,
         )
     if as_json:
         click.echo(json.dumps({c.name: c.as_dict() for c in checks}, indent=2))
@@ -187,6 +194,7 @@ def datasets_verify(state: State, names, datasets_, data_dir, config_file, as_js
                 "Missing audio": c.missing_audio,
                 "Unreadable": c.unreadable,
                 "Quadrants (raw->prepared)": quadrants(c),
+                "Selection": f"{c.selection}: {c.prepared} kept",
                 "Root": c.root,
             }
             for c in checks
@@ -379,11 +387,12 @@ def predict(state: State, run_id: str, fold: int | None, runs_dir: Path, as_json
 @click.option("--datasets", "datasets_", required=True, help="'all' or a comma-separated list.")
 @click.option("--feature", default="mel-image", show_default=True, help="Feature extractor plugin.")
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_DATA")
-@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Run config: [paths], clip_seconds, balance, [feature_settings].")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="Run config: [paths], clip_seconds, [selection], [feature_settings].")
+@click.option("--preset", default="paper", show_default=True, help="Preset whose clip length and selection prepare the tracks.")
 @click.option("--jobs", type=int, help="Worker processes (default: one per core).")
 @click.option("--no-progress", is_flag=True)
 @click.pass_obj
-def features(state: State, datasets_, feature, data_dir, config_file, jobs, no_progress) -> None:
+def features(state: State, datasets_, feature, data_dir, config_file, preset, jobs, no_progress) -> None:
     """Extract features into the cache, so that runs start from it."""
     from mer_bench.cache import FeatureCache
     from mer_bench.config import expand_datasets, file_setting, read_config_file, validate_settings
@@ -394,17 +403,20 @@ def features(state: State, datasets_, feature, data_dir, config_file, jobs, no_p
     from mer_bench.progress import Progress
 
     values = read_config_file(config_file) if config_file else {}
-    names = expand_datasets([d.strip() for d in datasets_.split(",") if d.strip()], state.registry())
+    registry = state.registry()
+    protocol = registry.preset(values.get("preset", preset))
+    names = expand_datasets([d.strip() for d in datasets_.split(",") if d.strip()], registry)
     plugins = state.plugins()
     extractor = plugins.feature(feature)
     settings = validate_settings(extractor.settings_model, file_setting(values, "feature_settings"), f"feature {feature!r}")
     with Progress(enabled=not no_progress) as progress:
-        found = discover(plugins, names, data_dir, file_setting(values, "paths"))
+        found = discover(plugins, names, data_dir or file_setting(values, "data_dir"), file_setting(values, "paths"))
         labelled = assign_quadrants(found.tracks, plugins)
         scales = {n: plugins.dataset(n).scale for n in names}
         store = FeatureCache()
         prepared = prepare(
-            labelled, scales, file_setting(values, "clip_seconds"), file_setting(values, "balance"), progress, store, jobs
+            labelled, scales, file_setting(values, "clip_seconds", protocol), file_setting(values, "selection", protocol),
+            progress, store, jobs,
         )
         result = extract_features(
             prepared.tracks, extractor, settings,

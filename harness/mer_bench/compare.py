@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mer_bench.config import upgrade_stored
 from mer_bench.errors import RunError
 from mer_bench.results import RunFolder, fold_numbers
 
@@ -60,8 +61,8 @@ def _check_paired(a: RunFolder, b: RunFolder) -> int:
     """The number of folds, or RunError saying why the runs cannot be paired."""
     splits_a, splits_b = (f.path / "splits.csv" for f in (a, b))
     if splits_a.read_bytes() != splits_b.read_bytes():
-        ca, cb = (f.read_json("manifest.json")["config"] for f in (a, b))
-        differ = [k for k in ("datasets", "seed", "folds", "test_size", "clip_seconds", "balance") if ca.get(k) != cb.get(k)]
+        ca, cb = (upgrade_stored(f.read_json("manifest.json")["config"]) for f in (a, b))
+        differ = [k for k in ("datasets", "seed", "folds", "test_size", "clip_seconds", "selection") if ca.get(k) != cb.get(k)]
         why = f"they differ in {', '.join(differ)}" if differ else "the same settings gave different data"
         raise RunError(
             f"runs {a.run_id} and {b.run_id} were split differently ({why}); a paired test needs the same "

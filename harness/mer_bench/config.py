@@ -10,7 +10,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from mer_bench.errors import ConfigError
-from mer_bench.registry import Registry
+from mer_bench.registry import Preset, Registry
+from mer_bench.selection import OTHERS, Policy
+
+#: What an old ``balance`` setting says today.
+BALANCE_REPLACED = (
+    "balance was replaced by a [selection] table: per dataset \"none\", \"equalise\" or { cap = N }, "
+    '"*" for the datasets not named (balance = true is "*" = "equalise", false is "*" = "none")'
+)
 
 
 class RunConfig(BaseModel):
@@ -25,9 +32,9 @@ class RunConfig(BaseModel):
     seed: int = Field(0, ge=0, lt=2**32)
     folds: int = Field(5, ge=2)
     test_size: float = Field(0.1, gt=0, lt=1)
-    clip_seconds: float = Field(24.0, gt=0)
-    #: Balance every dataset's quadrants (true), none (false), or the datasets named.
-    balance: bool | list[str] = True
+    clip_seconds: float = Field(24.0, gt=0, allow_inf_nan=False)
+    #: Per dataset name ("*": the others), which prepared tracks to keep (mer_bench.selection).
+    selection: dict[str, Policy] = Field(default_factory=dict)
     data_dir: Path | None = None
     #: Per-dataset roots that override the data directory.
     paths: dict[str, Path] = Field(default_factory=dict)
@@ -38,13 +45,12 @@ class RunConfig(BaseModel):
     #: Feature extraction processes (None: one per core). Does not change results.
     jobs: int | None = Field(None, ge=1)
 
-    @model_validator(mode="after")
-    def _balance_names_known(self) -> RunConfig:
-        if isinstance(self.balance, list):
-            unknown = sorted(set(self.balance) - set(self.datasets))
-            if unknown:
-                raise ValueError(f"balance names datasets not in this run: {', '.join(unknown)}")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _no_balance(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "balance" in values:
+            raise ValueError(BALANCE_REPLACED)
+        return values
 
     def comparable(self) -> dict[str, Any]:
         """The fields that decide results (locations and worker counts excluded), for resume checks."""
@@ -92,6 +98,8 @@ def _field_adapter(name: str) -> TypeAdapter:
 def check_values(values: dict[str, Any], owner: str) -> dict[str, Any]:
     """``values`` with each :class:`RunConfig` field among them validated on its own; other
     keys (a sweep's, say) pass unchanged for their own readers to check."""
+    if "balance" in values:
+        raise ConfigError(f"invalid {owner}: {BALANCE_REPLACED}")
     out, problems = dict(values), []
     for name, value in values.items():
         if name not in RunConfig.model_fields or (name == "datasets" and isinstance(value, str)):  # "a,b" is expanded later
@@ -105,9 +113,33 @@ def check_values(values: dict[str, Any], owner: str) -> dict[str, Any]:
     return out
 
 
-def file_setting(values: dict[str, Any], name: str) -> Any:
-    """A run setting from checked config-file ``values``, or the run's default for it."""
-    return values[name] if name in values else RunConfig.model_fields[name].get_default(call_default_factory=True)
+def file_setting(values: dict[str, Any], name: str, preset: Preset | None = None) -> Any:
+    """A run setting from checked config-file ``values``, else from ``preset``, else the run's
+    default for it; ``selection`` merges the preset's table and the file's, dataset by dataset."""
+    from_preset = preset.protocol_values() if preset else {}
+    if name == "selection":
+        return check_values({"selection": {**from_preset.get(name, {}), **values.get(name, {})}}, "selection")[name]
+    if name in values:
+        return values[name]
+    if name in from_preset:
+        return from_preset[name]
+    return RunConfig.model_fields[name].get_default(call_default_factory=True)
+
+
+def upgrade_stored(config: dict[str, Any]) -> dict[str, Any]:
+    """A run config as a manifest of an older mer-bench stored it, in today's fields: ``balance``
+    becomes the ``selection`` that keeps the same tracks."""
+    if "balance" not in config:
+        return config
+    config = dict(config)
+    balance = config.pop("balance")
+    if balance is True:
+        config["selection"] = {OTHERS: "equalise"}
+    elif not balance:
+        config["selection"] = {OTHERS: "none"}
+    else:
+        config["selection"] = {OTHERS: "none", **{name: "equalise" for name in balance}}
+    return config
 
 
 def build_config(
@@ -124,6 +156,7 @@ def build_config(
     preset_name = given.get("preset") or file_values.get("preset") or "paper"
     preset = registry.preset(preset_name)
     values: dict[str, Any] = {**preset.protocol_values(), **file_values, **given, "preset": preset_name}
+    values["selection"] = {**preset.selection, **file_values.get("selection", {}), **given.get("selection", {})}
     model = values.get("model")
     if not model:
         raise ConfigError("no model given: pass --model NAME or set model in the config file")
@@ -148,8 +181,9 @@ def resume_config(
     """
     file_values = read_config_file(config_file) if config_file else {}
     given = {k: v for k, v in {**file_values, **overrides}.items() if v is not None}
+    stored = upgrade_stored(stored)
     values = {**stored, **given}
-    for key in ("model_settings", "feature_settings"):
+    for key in ("model_settings", "feature_settings", "selection"):
         values[key] = {**stored.get(key, {}), **given.get(key, {})}
     return _validate(values, registry)
 

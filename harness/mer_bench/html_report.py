@@ -73,7 +73,8 @@ def _facts(manifest: dict) -> list[tuple[str, str]]:
         (
             "Protocol",
             f"preset {config['preset']}, {config['test_size']:.0%} held-out test, stratified {config['folds']}-fold CV, "
-            f"clips {config['clip_seconds']} s, balance {config['balance']}",
+            f"clips {config['clip_seconds']} s, selection "
+            + ", ".join(f"{name} {policy}" for name, policy in (manifest.get("selection") or {}).items()),
         ),
         ("Seeds", f"run {manifest['seed']}; folds {', '.join(map(str, manifest.get('fold_seeds', [])))}"),
         ("Versions", ", ".join(f"{k} {v}" for k, v in sorted(manifest.get("versions", {}).items()))),

@@ -19,9 +19,9 @@ import pandas as pd
 
 from mer_bench import __version__
 from mer_bench.cache import FeatureCache
-from mer_bench.config import RunConfig, validate_settings
+from mer_bench.config import RunConfig, upgrade_stored, validate_settings
 from mer_bench.discover import discover
-from mer_bench.errors import CacheError, MerBenchError, PluginCallError, RunError
+from mer_bench.errors import CacheError, DatasetError, MerBenchError, PluginCallError, RunError
 from mer_bench.exclusions import exclusions_table, require_tracks_left
 from mer_bench.executors import Resources
 from mer_bench.features import Features, extract_features, feature_versions
@@ -41,6 +41,7 @@ from mer_bench.results import (
     new_run_id,
     package_versions,
 )
+from mer_bench.selection import check_names, describe, policy_for
 from mer_bench.types import QUADRANTS, Exclusion, FoldData, ModelFactory, quadrant_index
 
 
@@ -213,7 +214,7 @@ def _check_resumed_data(folder: RunFolder, fingerprints: dict[str, str], splits:
 
 
 def _check_resume(folder: RunFolder, config: RunConfig) -> None:
-    stored = folder.read_json("manifest.json")["config"]
+    stored = upgrade_stored(folder.read_json("manifest.json")["config"])
     current = config.comparable()
     stored_cmp = {k: v for k, v in stored.items() if k in current}
     if stored_cmp != current:
@@ -285,11 +286,12 @@ def prepare_run(
     else:
         RunFolder.check_runs_dir(runs_dir)
 
+    check_names(config.selection, set(plugins.entries["dataset"]))
     discovery = discover(plugins, config.datasets, config.data_dir, config.paths)
     labelled = assign_quadrants(discovery.tracks, plugins)
     scales = {name: plugins.dataset(name).scale for name in config.datasets}
     cache = FeatureCache()
-    prepared = prepare(labelled, scales, config.clip_seconds, config.balance, progress, cache, config.jobs)
+    prepared = prepare(labelled, scales, config.clip_seconds, config.selection, progress, cache, config.jobs)
     require_tracks_left(prepared.tracks, config.datasets, discovery.excluded + prepared.excluded, "preparation")
     splits = make_splits(prepared.tracks, config.folds, config.test_size, config.seed)
 
@@ -314,6 +316,8 @@ def prepare_run(
             "data": {
                 name: {"root": str(discovery.roots[name]), "fingerprint": fp} for name, fp in fingerprints.items()
             },
+            # The selection policy each dataset was prepared with.
+            "selection": {name: describe(policy_for(config.selection, name)) for name in config.datasets},
             # The native valence/arousal range of each dataset (None: quadrants given).
             "scales": {name: scale and {"low": scale.low, "high": scale.high} for name, scale in scales.items()},
         }
@@ -348,7 +352,7 @@ def prepare_run(
                  "clip_start_s"]
             ],
         )
-    except (PluginCallError, CacheError, RunError) as exc:
+    except (PluginCallError, CacheError, RunError, DatasetError) as exc:
         raise stopped(exc, folder) from exc
     except KeyboardInterrupt:
         raise interrupted(folder) from None

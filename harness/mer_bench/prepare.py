@@ -1,4 +1,4 @@
-"""Stage 3, prepare: drop clips that are too short, place the central crop, balance quadrants.
+"""Stage 3, prepare: drop clips that are too short, place the central crop, select per dataset.
 
 Every track left out is returned as an :class:`~mer_bench.types.Exclusion`; the run
 writes them to ``prep-report.csv``.
@@ -15,10 +15,11 @@ import pandas as pd
 
 from mer_bench.audio import decoded_duration, require_file
 from mer_bench.cache import FeatureCache, file_digest, library_versions
-from mer_bench.errors import AudioError, DatasetError
+from mer_bench.errors import AudioError
 from mer_bench.parallel import run_parallel
 from mer_bench.progress import SILENT, Progress
-from mer_bench.types import QUADRANTS, Exclusion, Scale
+from mer_bench.selection import Policy, select_tracks
+from mer_bench.types import Exclusion, Scale
 
 #: The cache folder for decoded lengths.
 DURATION = "decoded-duration"
@@ -43,7 +44,9 @@ def measured_duration(path: Path, cache: FeatureCache | None) -> tuple[float, st
         raise AudioError(path, "file not found", code="audio-missing") from None
     if cache is None:
         return decoded_duration(path), digest
-    key = cache.key(DURATION, {}, library_versions(("soundfile",)), digest, 0.0, 0.0)
+    # "checks" names what a cached length vouches for besides the length: entries measured
+    # before NaN samples were refused must not vouch for finite audio.
+    key = cache.key(DURATION, {"checks": "finite"}, library_versions(("soundfile",)), digest, 0.0, 0.0)
     hit = cache.get(DURATION, key)
     if hit is not None:
         return float(hit[0]), digest
@@ -128,79 +131,18 @@ def crop_tracks(
     return Prepared(out.reset_index(drop=True), excluded, rebuilt=sum(m[4] for m in measured.values()))
 
 
-def balance_score(tracks: pd.DataFrame, scale: Scale | None) -> pd.DataFrame:
-    """Add ``score`` = min(|a - mid|, |v - mid|) and ``radius`` (distance from the centre).
-
-    Both are 0 for datasets that give quadrants without valence/arousal values.
-    """
-    if scale is None:
-        return tracks.assign(score=0.0, radius=0.0)
-    da = (tracks["arousal"] - scale.midpoint).abs()
-    dv = (tracks["valence"] - scale.midpoint).abs()
-    return tracks.assign(score=np.minimum(da, dv).fillna(0.0), radius=np.hypot(da, dv).fillna(0.0))
-
-
-def balance_quadrants(tracks: pd.DataFrame, scales: dict[str, Scale | None]) -> Prepared:
-    """Within each dataset, keep as many tracks per quadrant as its smallest quadrant has.
-
-    The kept tracks are those farthest from the axes (largest ``score``), ties broken by
-    distance from the centre, then by track id, so the choice is deterministic.
-    """
-    kept, excluded = [], []
-    if tracks.empty:
-        return Prepared(tracks, excluded)
-    for dataset, rows in tracks.groupby("dataset", sort=False):
-        counts = rows["quadrant"].value_counts()
-        empty = [q for q in QUADRANTS if counts.get(q, 0) == 0]
-        if empty:
-            raise DatasetError(
-                f"dataset {dataset!r} has no tracks in quadrant(s) {', '.join(empty)} after preparation, "
-                "so it cannot be balanced; set balance = false to keep it unbalanced"
-            )
-        target = int(counts.min())
-        scored = balance_score(rows, scales[dataset])
-        for quadrant, group in scored.groupby("quadrant", sort=False):
-            ranked = group.sort_values(["score", "radius", "track_id"], ascending=[False, False, True], kind="mergesort")
-            kept.append(ranked.iloc[:target])
-            for row in ranked.iloc[target:].itertuples(index=False):
-                excluded.append(
-                    Exclusion(
-                        dataset,
-                        row.track_id,
-                        "prepare",
-                        "balance",
-                        f"{quadrant} has {len(group)} tracks, kept the {target} farthest from the axes "
-                        f"(this one: distance {row.score:.4g})",
-                    )
-                )
-    out = pd.concat(kept).drop(columns=["score", "radius"]).sort_index()
-    return Prepared(out.reset_index(drop=True), excluded)
-
-
-def balanced_datasets(balance: bool | list[str], datasets) -> set[str]:
-    """Which of ``datasets`` a ``balance`` setting (True, False or a list of names) balances."""
-    if balance is True:
-        return set(datasets)
-    return set(datasets) & set(balance or [])
-
-
 def prepare(
     tracks: pd.DataFrame,
     scales: dict[str, Scale | None],
     clip_seconds: float,
-    balance: bool | list[str],
+    selection: dict[str, Policy],
     progress: Progress = SILENT,
     cache: FeatureCache | None = None,
     jobs: int | None = 1,
 ) -> Prepared:
-    """Crop to the central ``clip_seconds`` (dropping shorter clips), then balance.
-
-    ``balance`` is True (every dataset), False (none) or the names of the datasets to balance.
-    """
+    """Crop to the central ``clip_seconds`` (dropping shorter clips), then keep what each
+    dataset's selection policy selects (:mod:`mer_bench.selection`)."""
     cropped = crop_tracks(tracks, clip_seconds, progress, cache, jobs)
-    selected = cropped.tracks["dataset"].isin(balanced_datasets(balance, scales))
-    if not selected.any():
-        return cropped
-    balanced = balance_quadrants(cropped.tracks[selected], scales)
-    kept = pd.concat([balanced.tracks, cropped.tracks[~selected]]).sort_values(["dataset", "track_id"], kind="mergesort")
-    return Prepared(kept.reset_index(drop=True), cropped.excluded + balanced.excluded, cropped.rebuilt)
+    kept, excluded = select_tracks(cropped.tracks, scales, selection)
+    kept = kept.sort_values(["dataset", "track_id"], kind="mergesort").reset_index(drop=True)
+    return Prepared(kept, cropped.excluded + excluded, cropped.rebuilt)

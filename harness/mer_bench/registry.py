@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mer_bench.errors import ConfigError
+from mer_bench.selection import Policy
 
 
 class Preset(BaseModel):
@@ -21,7 +22,8 @@ class Preset(BaseModel):
     test_size: float | None = None
     folds: int | None = None
     clip_seconds: float | None = None
-    balance: bool | list[str] | None = None
+    #: Per dataset name ("*": the others), which prepared tracks to keep.
+    selection: dict[str, Policy] = Field(default_factory=dict)
     #: Per model name, that model's settings.
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: Per model name, settings of the feature extractor that model consumes.

@@ -117,9 +117,9 @@ class RunFolder:
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
         if not existing.is_dir():
-            raise RunError(f"cannot create a run folder in {runs_dir}: {os.strerror(errno.ENOTDIR)}; pass --runs-dir")
+            raise RunError(f"cannot create a run folder in {runs_dir}: {os.strerror(errno.ENOTDIR)}; pass another --runs-dir")
         if not os.access(existing, os.W_OK | os.X_OK):
-            raise RunError(f"cannot create a run folder in {runs_dir}: permission denied; pass --runs-dir")
+            raise RunError(f"cannot create a run folder in {runs_dir}: {existing} is not writable; pass another --runs-dir")
 
     @classmethod
     def create(cls, runs_dir: Path, run_id: str) -> RunFolder:
@@ -139,7 +139,7 @@ class RunFolder:
                     continue
                 return cls(path)
         except OSError as exc:
-            raise RunError(f"cannot create a run folder in {runs_dir}: {exc.strerror or exc}; pass --runs-dir") from None
+            raise RunError(f"cannot create a run folder in {runs_dir}: {exc.strerror or exc}; pass another --runs-dir") from None
         raise RunError(f"cannot create a run folder in {runs_dir}: {run_id} and its next 9,999 suffixes are taken")
 
     @classmethod

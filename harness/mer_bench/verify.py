@@ -16,8 +16,9 @@ from mer_bench.exclusions import require_tracks_left
 from mer_bench.label import assign_quadrants
 from mer_bench.plugin_calls import plugin_call
 from mer_bench.plugin_manager import PluginSet
-from mer_bench.prepare import balance_quadrants, balanced_datasets, crop_tracks
+from mer_bench.prepare import crop_tracks
 from mer_bench.progress import SILENT, Progress
+from mer_bench.selection import Policy, describe, policy_for, select_tracks
 from mer_bench.types import QUADRANTS, validate_tracks
 
 #: Exclusion reasons that mean the copy of a dataset is damaged, not merely that the
@@ -41,6 +42,9 @@ class DatasetCheck:
     unreadable: int = 0
     quadrants_raw: dict[str, int] = field(default_factory=dict)
     quadrants_prepared: dict[str, int] = field(default_factory=dict)
+    #: The selection policy the prepared counts follow, and how many tracks it keeps.
+    selection: str = ""
+    prepared: int = 0
     excluded: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -64,7 +68,7 @@ def verify_dataset(
     data_dir: Path | None,
     path: Path | None,
     clip_seconds: float,
-    balance: bool | list[str],
+    selection: dict[str, Policy],
     progress: Progress = SILENT,
 ) -> DatasetCheck:
     """Check one dataset; a dataset that is absent or fails to load is reported, not raised."""
@@ -90,15 +94,16 @@ def verify_dataset(
     check.quadrants_raw = _counts(labelled["quadrant"])
     prepared = crop_tracks(labelled, clip_seconds, progress, jobs=None)
     excluded = loaded.excluded + prepared.excluded
-    if name in balanced_datasets(balance, [name]):
-        try:
-            balanced = balance_quadrants(prepared.tracks, {name: loader.scale})
-        except MerBenchError as exc:
-            check.problems.append(str(exc))
-        else:
-            prepared.tracks = balanced.tracks
-            excluded += balanced.excluded
+    check.selection = describe(policy_for(selection, name))
+    try:
+        prepared.tracks, left_out = select_tracks(prepared.tracks, {name: loader.scale}, selection)
+    except MerBenchError as exc:  # a run with this policy would stop here too
+        check.status = "unusable"
+        check.problems.append(str(exc))
+    else:
+        excluded += left_out
     check.quadrants_prepared = _counts(prepared.tracks["quadrant"])
+    check.prepared = len(prepared.tracks)
     for e in excluded:
         check.excluded[e.reason] = check.excluded.get(e.reason, 0) + 1
         if e.reason in PROBLEM_REASONS:
@@ -112,7 +117,7 @@ def verify_dataset(
             require_tracks_left(prepared.tracks, [name], excluded, "preparation")
         except MerBenchError as exc:
             check.problems.append(str(exc))
-    elif check.problems:
+    elif check.problems and check.status == "ok":
         check.status = "problems"
     return check
 
@@ -123,10 +128,11 @@ def verify_datasets(
     data_dir: Path | None,
     paths: dict[str, Path],
     clip_seconds: float = 24.0,
-    balance: bool | list[str] = True,
+    selection: dict[str, Policy] | None = None,
     progress: Progress = SILENT,
 ) -> list[DatasetCheck]:
-    """Check every named dataset in turn."""
+    """Check every named dataset in turn, preparing it with ``clip_seconds`` and its ``selection`` policy."""
     return [
-        verify_dataset(plugins, name, data_dir, paths.get(name), clip_seconds, balance, progress) for name in names
+        verify_dataset(plugins, name, data_dir, paths.get(name), clip_seconds, selection or {}, progress)
+        for name in names
     ]

@@ -191,6 +191,8 @@ class EffNetB3:
         self.seed = seed
         self.network = network
         self.weights: WeightsSource | None = weights
+        #: The head as a model of its own, which the frozen epochs trained (None without them).
+        self.head = None
 
     def _compile(self, model, strategy, keras) -> None:
         with strategy.scope():
@@ -243,11 +245,9 @@ class EffNetB3:
                 for name, part in (("train", train), ("val", val))
             }
             with precision_policy(s.mixed_precision, keras), strategy.scope():
-                head = self._head(keras)
-            self._compile(head, strategy, keras)
-            if frozen_only:  # so that the network carries the recipe's loss and optimiser too
-                self._compile(self.network, strategy, keras)
-            fitted = head.fit(
+                self.head = self._head(keras)
+            self._compile(self.head, strategy, keras)
+            fitted = self.head.fit(
                 batches(features["train"], train.y, s.batch_size, shuffle_seed=self.seed),
                 validation_data=batches(features["val"], val.y, s.batch_size),
                 epochs=frozen,

@@ -84,9 +84,11 @@ def load_estimators(
         )
     try:
         meta = json.loads((folder / META).read_text(encoding="utf-8"))
-        missing = [key for key in ("n_classes", "seed") if key not in meta]
+        if not isinstance(meta, dict):
+            raise ModelError(f"{folder / META} holds a {type(meta).__name__}, not a JSON object: re-run this run")
+        missing = [key for key in ("n_classes", "seed") if not isinstance(meta.get(key), int)]
         if missing:
-            raise ModelError(f"{folder / META} lacks {', '.join(missing)}: re-run this run")
+            raise ModelError(f"{folder / META} lacks an integer {', '.join(missing)}: re-run this run")
         meta["settings"] = validate_settings(settings_model, meta.get("settings", {}), f"the {name} model in {folder}")
         estimators = skops.io.load(path, trusted=list(trusted))
     except UntrustedTypesFoundException:
