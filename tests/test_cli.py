@@ -175,10 +175,15 @@ def test_report_formats(finished_run):
     assert [row["Class"] for row in data["table4"]] == ["A+V+", "A+V-", "A-V-", "A-V+"]
     folds = [data["table3"][0][f"Fold {k}"] for k in range(1, 6)]
     assert data["table3"][0]["All Folds"] == pytest.approx(sum(folds) / 5)
+    held = data["test_set"]
+    assert held["accuracy_mean_over_folds"]["value"] == pytest.approx(data["table3"][0]["All Folds"])
+    low, high = held["fold_ensemble"]["accuracy_interval"]
+    assert low <= held["fold_ensemble"]["accuracy"] <= high and held["confidence"] == 0.95
     markdown = run_cli("report", run_id, "--runs-dir", str(runs), "--format", "markdown").stdout
     assert "| Metric " in markdown and "| A-V+ " in markdown
+    assert f"The test set: {held['tracks']} tracks" in markdown and "| Fold ensemble (mean of the fold models" in markdown
     latex = run_cli("report", run_id, "--runs-dir", str(runs), "--format", "latex").stdout
-    assert latex.count("\\begin{tabular}") == 2 and "\\toprule" in latex
+    assert latex.count("\\begin{tabular}") == 3 and "\\toprule" in latex
     missing = run_cli("report", "nope", "--runs-dir", str(runs))
     assert missing.returncode == 1 and missing.stderr.startswith("error: no run 'nope'")
 

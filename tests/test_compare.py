@@ -3,6 +3,7 @@
 import json
 from math import comb
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -50,13 +51,27 @@ def test_compare_gives_mcnemar_p_values_that_match_a_hand_computation(runs):
     both = a.merge(b, on=["fold", "uid"], suffixes=("_a", "_b"))
     right_a, right_b = both.predicted_a == both.true_a, both.predicted_b == both.true_b
     rows = result["folds"]
-    assert [r["Fold"] for r in rows] == ["Fold 1", "Fold 2", "Fold 3", "Fold 4", "Fold 5", "Pooled"]
-    for k, row in enumerate(rows):
-        part = both.fold == k + 1 if k < 5 else both.fold >= 0
+    assert [r["Fold"] for r in rows] == ["Fold 1", "Fold 2", "Fold 3", "Fold 4", "Fold 5", "Fold ensemble"]
+    for k, row in enumerate(rows[:5]):
+        part = both.fold == k + 1
         only_a, only_b = int((right_a & ~right_b & part).sum()), int((~right_a & right_b & part).sum())
         assert (row["Only A right"], row["Only B right"]) == (only_a, only_b)
         assert row["McNemar p"] == pytest.approx(mcnemar_by_hand(only_a, only_b), rel=1e-9)
         assert row[f"Accuracy {ids['mlp']}"] == pytest.approx(right_a[part].mean())
+    # The fold ensemble, by hand: each run's mean probability per test track, its argmax.
+    quadrants = ["A+V+", "A+V-", "A-V-", "A-V+"]
+    columns = [f"p_{q}" for q in quadrants]
+    ensemble = {}
+    for name, table in (("a", a), ("b", b)):
+        mean = table.groupby("uid")[columns].mean()
+        ensemble[name] = pd.Series([quadrants[i] for i in np.argmax(mean.to_numpy(), axis=1)], index=mean.index)
+    truth = a.groupby("uid")["true"].first()
+    ens_a, ens_b = ensemble["a"] == truth, ensemble["b"] == truth
+    only_a, only_b = int((ens_a & ~ens_b).sum()), int((~ens_a & ens_b).sum())
+    last = rows[5]
+    assert last["Tracks"] == len(truth) == len(a) // 5  # one row per test track, not five
+    assert (last["Only A right"], last["Only B right"]) == (only_a, only_b)
+    assert last["McNemar p"] == pytest.approx(mcnemar_by_hand(only_a, only_b), rel=1e-9)
     # The tiny demo's test set has a handful of tracks: too few for significance, so only
     # the interval's consistency is checked here.
     low, high = result["interval"]

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import TINY_DEMO, make_distribution, run_cli
 
-SECTIONS = {"manifest", "table3", "table4", "figures", "preparation"}
+SECTIONS = {"manifest", "table3", "test-set", "table4", "figures", "preparation"}
 FIGURES = ["va-plane", "feature-examples", "split-counts", "training-curves", "confusion", "breakdown"]
 
 

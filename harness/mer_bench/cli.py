@@ -232,7 +232,7 @@ def run(
     from mer_bench.config import build_config, resume_config
     from mer_bench.pipeline import run_benchmark
     from mer_bench.progress import Progress
-    from mer_bench.report import leaderboard, print_table, table3, table4
+    from mer_bench.report import leaderboard, print_table, table3, table4, test_set_table
     from mer_bench.results import RunFolder
 
     overrides = {
@@ -265,6 +265,8 @@ def run(
         reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(summary["excluded"].items()))
         click.echo(f"excluded tracks ({reasons}): see {folder.path / 'prep-report.csv'}")
     print_table(table3(folder), "terminal", "Table 3: test-set scores of each fold's model")
+    test_set, title = test_set_table(folder)
+    print_table(test_set, "terminal", title)
     print_table(table4(folder), "terminal", "Table 4: per-class scores, mean over folds")
     print_table(leaderboard(registry, [folder]), "terminal", "Table 5: published results and this run")
     if not no_figures:
@@ -470,7 +472,7 @@ def cache_clear(yes: bool) -> None:
 @click.pass_obj
 def report(state: State, run_id: str, runs_dir: Path, fmt: str, html_file: Path | None) -> None:
     """Print Table 3 (per fold) and Table 4 (per class) of a run, or write its HTML report."""
-    from mer_bench.report import print_table, table3, table4
+    from mer_bench.report import print_table, table3, table4, test_set_table
     from mer_bench.results import RunFolder
 
     folder = RunFolder.open(runs_dir, run_id)
@@ -485,15 +487,18 @@ def report(state: State, run_id: str, runs_dir: Path, fmt: str, html_file: Path 
                 {
                     "run_id": folder.run_id,
                     "table3": json.loads(table3(folder).to_json(orient="records")),
+                    "test_set": folder.read_json("summary.json").get("test_set"),
                     "table4": json.loads(table4(folder).to_json(orient="records")),
                 },
                 indent=2,
             )
         )
         return
-    print_table(table3(folder), fmt, f"Table 3: {folder.run_id}")
-    if fmt != "terminal":
-        click.echo("")
+    table, title = test_set_table(folder)
+    for part, part_title in ((table3(folder), f"Table 3: {folder.run_id}"), (table, title)):
+        print_table(part, fmt, part_title)
+        if fmt != "terminal":
+            click.echo("")
     print_table(table4(folder), fmt, f"Table 4: {folder.run_id}")
 
 

@@ -4,10 +4,11 @@ Two runs can be paired only when every track sits in the same split and fold in 
 which ``splits.csv`` records byte for byte. Each fold's models then predicted the same
 test tracks, so per fold the question is whether the discordant tracks (one model right,
 the other wrong) split evenly: McNemar's exact test (a two-sided binomial test on them).
-The pooled row stacks every fold's test predictions; its tracks repeat across folds, so
-its p-value is a summary, not an independent test. The macro-F1 difference gets a paired
-bootstrap over test tracks (each resample keeps a track's predictions from every fold
-together) with a percentile confidence interval.
+The folds share one test set, so their predictions are not pooled into one test as if
+they were independent tracks: the overall test is McNemar's on the fold ensembles (each
+run's mean of its fold models' probabilities per test track), whose unit is a track. The
+macro-F1 difference gets a paired bootstrap over test tracks (each resample keeps a
+track's predictions from every fold together) with a percentile confidence interval.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import pandas as pd
 
 from mer_bench.config import upgrade_stored
 from mer_bench.errors import RunError
+from mer_bench.heldout import fold_ensemble
 from mer_bench.results import RunFolder, fold_numbers
 
 
 @dataclass
 class Comparison:
-    """Per-fold and pooled McNemar tests, and the bootstrap of the macro-F1 difference (A - B)."""
+    """Per-fold and fold-ensemble McNemar tests, and the bootstrap of the macro-F1 difference (A - B)."""
 
     folds: pd.DataFrame
     f1_difference: float
@@ -83,8 +85,12 @@ def compare_runs(a: RunFolder, b: RunFolder, *, resamples: int = 2000, confidenc
     merged["right_a"] = merged["predicted_a"] == merged["true_a"]
     merged["right_b"] = merged["predicted_b"] == merged["true_b"]
 
+    ensembles = fold_ensemble(pa).merge(fold_ensemble(pb), on="uid", suffixes=("_a", "_b"), validate="one_to_one")
+    ensembles["right_a"] = ensembles["predicted_a"] == ensembles["true_a"]
+    ensembles["right_b"] = ensembles["predicted_b"] == ensembles["true_b"]
     rows = []
-    for name, part in [*((f"Fold {k}", merged[merged["fold"] == k]) for k in fold_numbers(folds)), ("Pooled", merged)]:
+    parts = [(f"Fold {k}", merged[merged["fold"] == k]) for k in fold_numbers(folds)]
+    for name, part in [*parts, ("Fold ensemble", ensembles)]:
         only_a, only_b, p = mcnemar_exact(part["right_a"].to_numpy(), part["right_b"].to_numpy())
         rows.append(
             {

@@ -18,7 +18,7 @@ from markupsafe import Markup
 from mer_bench import __version__
 from mer_bench.errors import FigureUnavailable
 from mer_bench.figures import RUN_FIGURES, breakdown_table, caption, figure_bytes, leaderboard_figure
-from mer_bench.report import table3, table4
+from mer_bench.report import table3, table4, test_set_table
 from mer_bench.results import RunFolder
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -96,6 +96,7 @@ def run_report_html(folder: RunFolder) -> str:
         else pd.DataFrame(columns=["dataset", "stage", "reason", "tracks"])
     )
     figures = [_embed(name, caption(fn), lambda fn=fn: fn(folder)) for name, fn in RUN_FIGURES]
+    test_set = test_set_table(folder)
     return (
         _environment()
         .get_template("run.html.j2")
@@ -107,6 +108,8 @@ def run_report_html(folder: RunFolder) -> str:
             summary=summary,
             facts=_facts(manifest),
             table3=_html_table(table3(folder)),
+            test_set=_html_table(test_set[0]),
+            test_set_title=test_set[1],
             table4=_html_table(table4(folder)),
             figures=figures,
             breakdown=_html_table(breakdown_table(folder)),

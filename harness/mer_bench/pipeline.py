@@ -25,6 +25,7 @@ from mer_bench.errors import CacheError, DatasetError, MerBenchError, PluginCall
 from mer_bench.exclusions import exclusions_table, require_tracks_left
 from mer_bench.executors import Resources
 from mer_bench.features import Features, extract_features, feature_versions
+from mer_bench.heldout import heldout_summary
 from mer_bench.label import assign_quadrants
 from mer_bench.metrics import aggregate, score
 from mer_bench.plugin_calls import check_history, check_probabilities, plugin_call
@@ -385,7 +386,10 @@ def finish_run(run: PreparedRun) -> RunFolder:
         "folds": config.folds,
         "test_size": config.test_size,
         **run.facts,
+        # The paper's figures: each fold's model scored on the test set, mean and std over folds.
         "metrics": aggregate(folder.fold_metrics(config.folds)),
+        # Figures whose unit is a test track: the fold ensemble, and bootstrap intervals.
+        "test_set": heldout_summary(folder.fold_predictions(config.folds), seed=config.seed),
     }
     folder.write_json("summary.json", summary)
     return folder
