@@ -90,22 +90,28 @@ def test_runs_split_differently_are_not_paired(runs):
 def test_a_rerun_of_a_published_system_shows_its_difference(tmp_path):
     registry = load_registry()
 
-    def run(run_id, model, datasets, accuracy):
+    def run(run_id, model, datasets, accuracy, folds=5):
         folder = RunFolder.create(tmp_path, run_id)
         metric = {"mean": accuracy, "std": 0.01}
         folder.write_json("summary.json", {
             "run_id": run_id, "model": model, "feature": "mel-image", "datasets": datasets, "preset": "paper",
-            "test_size": 0.1, "folds": 5, "seed": 0, "metrics": {"accuracy": metric, "macro_f1": metric},
+            "test_size": 0.1, "folds": folds, "seed": 0, "metrics": {"accuracy": metric, "macro_f1": metric},
         })
         return folder
 
     paper = run("r1", "effnetb3", ["4q", "pmemo", "emomusic", "bimodal"], 0.70)
     demo = run("r2", "effnetb3", ["demo"], 0.70)
-    table = leaderboard(registry, [paper, demo]).set_index(["Source", "Metric"])
+    three_folds = run("r3", "effnetb3", ["4q", "pmemo", "emomusic", "bimodal"], 0.70, folds=3)
+    table = leaderboard(registry, [paper, demo, three_folds]).set_index(["Source", "Metric"])
     assert table.loc[("run r1", "accuracy"), "vs published"] == "+0.060 (Cazzaniga et al. 2024)"
-    # The paper's F1 has no stated averaging, and a demo run is not the paper's data.
+    # The paper's F1 has no stated averaging, a demo run is not the paper's data, and the
+    # published row's fields say 5 folds.
+    published = next(p for p in registry.published if p.model == "effnetb3" and p.metric == "accuracy")
+    assert (published.measured.folds, published.measured.test_size) == (5, 0.1)
     assert pd.isna(table.loc[("run r1", "macro_f1"), "vs published"])
     assert pd.isna(table.loc[("run r2", "accuracy"), "vs published"])
+    assert pd.isna(table.loc[("run r3", "accuracy"), "vs published"])
+    assert table.loc[("Cazzaniga et al. 2024", "accuracy"), "Printed in"].startswith("Cazzaniga et al. 2024, section 5")
 
 
 @pytest.mark.parametrize("fmt", ["terminal", "markdown", "csv", "latex", "json"])

@@ -262,6 +262,21 @@ def test_each_dataset_reaches_0_db_at_its_own_maximum_and_keeps_its_differences(
     assert (images["loud/a"][:, :, 0] == images["loud/a"][:, :, 2]).all()
 
 
+def test_the_db_floor_is_the_datasets_reference_minus_top_db_not_each_clips_own_maximum():
+    import librosa
+
+    loud = np.zeros((128, 40), dtype=np.float32)  # the dataset's reference: 0 dB
+    quiet = np.full((128, 40), -30.0, dtype=np.float32)
+    quiet[:64] = -100.0  # 70 dB below the quiet clip's own maximum, 100 dB below the reference
+    images = MelImage().finish_dataset(np.stack([loud, quiet]), MelImageSettings(size=128))
+    picture = images[1][::-1, :, 0]  # back to spectrogram row order (the image has low rows at the bottom)
+    assert picture[:60].max() == 0  # below the dataset's floor (-80 dB): black
+    assert abs(int(picture[70:].mean()) - round(50 / 80 * 255)) <= 1  # -30 dB: 50 of the 80 dB range
+    # librosa's power_to_db floors at the clip's own maximum minus top_db: it keeps the -100 dB.
+    own = librosa.power_to_db(10.0 ** (quiet / 10.0), ref=1.0, top_db=80.0)
+    assert own.min() == pytest.approx(-100.0, abs=1e-3)
+
+
 def test_a_colour_map_fills_three_different_channels():
     db = np.linspace(-80, 0, 128 * 50, dtype=np.float32).reshape(128, 50)
     image = MelImage().finish_dataset(db[None], MelImageSettings(channels="viridis", size=64))[0]

@@ -128,7 +128,7 @@ def test_va_plane_shows_kept_tracks_by_quadrant_and_the_excluded_ones(mlp_run):
         assert points(ax, f"{q} kept") == (tracks["quadrant"] == q).sum()
     assert points(ax, "excluded") == report["valence"].notna().sum() == len(report)
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("Valence", "Arousal")
-    assert ax.get_title() == f"demo-tiny: {len(tracks)} kept, {len(report)} excluded"
+    assert ax.get_title() == f"demo-tiny (selection: equalise): {len(tracks)} kept, {len(report)} excluded"
     # The demo's scale is -1..1: the quadrant thresholds sit at 0.
     lines = [line.get_xdata()[0] for line in ax.lines] + [line.get_ydata()[0] for line in ax.lines]
     assert lines.count(0.0) >= 2 and ax.get_xlim() == (-1.0, 1.0)

@@ -47,12 +47,15 @@ def pooled_predictions(folder: RunFolder) -> pd.DataFrame:
 
 def va_plane(folder: RunFolder) -> Figure:
     """Figure 2: each dataset's tracks on the valence/arousal plane, kept ones coloured by
-    quadrant and those preparation excluded in grey, with the scale midpoints as thresholds."""
+    quadrant and those preparation excluded in grey (too short, left out by the dataset's
+    selection policy, named in the title, ...), with the scale midpoints as thresholds."""
     tracks = folder.read_csv("tracks.csv")
     report = folder.read_csv("prep-report.csv")
     if "arousal" not in report.columns:  # runs from before the report carried labels
         report = report.assign(arousal=np.nan, valence=np.nan)
-    scales = folder.read_json("manifest.json").get("scales", {})
+    manifest = folder.read_json("manifest.json")
+    scales = manifest.get("scales", {})
+    policies = manifest.get("selection", {})
     datasets = sorted(set(tracks["dataset"]) | set(report["dataset"]))
     fig = Figure(figsize=(4.2 * len(datasets), 5.4), layout="constrained")
     axes = fig.subplots(1, len(datasets), squeeze=False)[0]
@@ -62,7 +65,8 @@ def va_plane(folder: RunFolder) -> Figure:
         placed = dropped.dropna(subset=["arousal", "valence"])
         unplaced = len(dropped) - len(placed)
         note = f", {unplaced} excluded without values" if unplaced else ""
-        ax.set_title(f"{name}: {len(kept)} kept, {len(dropped)} excluded{note}", fontsize=9)
+        policy = f" (selection: {policies[name]})" if name in policies else ""
+        ax.set_title(f"{name}{policy}: {len(kept)} kept, {len(dropped)} excluded{note}", fontsize=9)
         if kept[["arousal", "valence"]].isna().all().all() and placed.empty:
             # A dataset that ships quadrants only (4Q): its counts instead of a plane.
             counts = ", ".join(f"{q} {int((kept['quadrant'] == q).sum())}" for q in QUADRANTS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -34,6 +34,30 @@ class Preset(BaseModel):
         return self.model_dump(exclude={"description", "models", "feature_settings"}, exclude_none=True)
 
 
+class Measured(BaseModel):
+    """How a published number was measured, as far as its source says: what a re-run must
+    match to be compared with it. ``None`` and ``"not stated"`` mean the source does not say."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: ``holdout+kfold``: k-fold CV on the development part, every fold's model scored on one
+    #: held-out test set (the paper's); ``kfold``: each fold's held-out part is its test set;
+    #: ``repeated-kfold``: the same, ``repeats`` times with new folds.
+    validation: Literal["holdout+kfold", "kfold", "repeated-kfold", "not stated"]
+    folds: int | None = Field(None, ge=2)
+    repeats: int | None = Field(None, ge=1)
+    #: The held-out share of ``holdout+kfold``.
+    test_size: float | None = Field(None, gt=0, lt=1)
+    #: The one fold the number comes from (1 = the first); None when it summarises the folds.
+    fold: int | None = Field(None, ge=1)
+    #: How the folds' scores became the number.
+    aggregation: Literal["mean over folds", "one fold", "not stated"] = "not stated"
+    #: How an F1 averages over classes (None for accuracy).
+    averaging: Literal["micro", "macro", "weighted", "not stated"] | None = None
+    #: Which data chose the epoch or model kept: ``test`` makes the number optimistic.
+    selection: Literal["validation", "test", "none", "not stated"] = "not stated"
+
+
 class PublishedResult(BaseModel):
     """One result as its paper reports it."""
 
@@ -43,8 +67,12 @@ class PublishedResult(BaseModel):
     #: Short form shown in tables, e.g. "Cazzaniga et al. 2024".
     reference: str
     citation: str
+    #: Where the number is printed: the paper and the section or table.
+    source: str
     datasets: list[str]
+    #: The protocol in words; :attr:`measured` is the same in fields.
     protocol: str
+    measured: Measured
     metric: str
     value: float = Field(ge=0, le=1)
     model: str | None = None

@@ -16,7 +16,7 @@ from mer_bench.types import QUADRANTS
 
 FORMATS = ("terminal", "markdown", "csv", "latex", "json")
 #: Columns too long for a terminal; the other formats carry them.
-TERMINAL_HIDDEN = ("Protocol", "Citation")
+TERMINAL_HIDDEN = ("Protocol", "Printed in", "Citation")
 
 
 def table3(folder: RunFolder) -> pd.DataFrame:
@@ -101,6 +101,7 @@ def leaderboard(registry: Registry, folders: list[RunFolder]) -> pd.DataFrame:
             "Kind": "published",
             "Source": p.reference,
             "vs published": None,
+            "Printed in": p.source,
             "Citation": p.citation,
         }
         for p in registry.published
@@ -124,6 +125,7 @@ def leaderboard(registry: Registry, folders: list[RunFolder]) -> pd.DataFrame:
                     "Kind": "re-run",
                     "Source": f"run {summary['run_id']}",
                     "vs published": _versus_published(registry, summary, key, value),
+                    "Printed in": "",
                     "Citation": "",
                 }
             )
@@ -134,10 +136,21 @@ def _versus_published(registry: Registry, summary: dict, metric: str, value: flo
     """``+0.021 (Cazzaniga et al. 2024)`` for a re-run of a published system, else None.
 
     Only a published row of the same model, on the same datasets, with the same metric
-    name is a counterpart: a demo run or an F1 of unstated averaging is not compared.
+    name, measured the way a run measures (a held-out test set scored by every fold's
+    model, the mean over folds, with the run's number of folds and test share) is a
+    counterpart: a demo run, an F1 of unstated averaging or a score of one fold is not.
     """
     for p in registry.published:
-        if p.model == summary["model"] and p.metric == metric and set(p.datasets) == set(summary["datasets"]):
+        m = p.measured
+        same_protocol = (m.validation, m.aggregation, m.folds, m.test_size) == (
+            "holdout+kfold", "mean over folds", summary["folds"], summary["test_size"]
+        )
+        if (
+            p.model == summary["model"]
+            and p.metric == metric
+            and set(p.datasets) == set(summary["datasets"])
+            and same_protocol
+        ):
             return f"{value - p.value:+.3f} ({p.reference})"
     return None
 

@@ -6,7 +6,8 @@ normalisation, a Mel power spectrogram (librosa), and its absolute dB values
 over all clips of the dataset, as the paper does, since
 10*log10(S/ref) = 10*log10(S) - 10*log10(ref); values are then clipped to
 ``top_db`` below the reference, scaled to 0..255, resized to 300x300 and made
-three-channel.
+three-channel. The floor is the dataset's, not each clip's own maximum minus ``top_db``
+as librosa's ``power_to_db`` would clip it: every image of a dataset shares one scale.
 
 Choices where the paper is silent (settings, documented in docs/protocol.md): 128 Mel
 bands, FFT 2048, hop 512 (librosa's defaults), an 80 dB range, low frequencies at the
