@@ -237,7 +237,7 @@ def test_a_run_over_all_four_datasets_completes_and_keeps_duplicate_songs_togeth
         assert "songs appear under several ids" in result.stdout
     # Figure 2 has a panel per dataset; 4Q gives quadrants, not values, and says so.
     assert (run_dir / "figures" / "va-plane.png").is_file()
-    panels = {ax.get_title().split(":")[0]: ax for ax in va_plane(RunFolder(run_dir)).axes}
+    panels = {ax.get_title().split(" (selection")[0]: ax for ax in va_plane(RunFolder(run_dir)).axes}
     assert sorted(panels) == ["4q", "bimodal", "emomusic", "pmemo"]
     kept_4q = pd.read_csv(run_dir / "tracks.csv").query("dataset == '4q'")["quadrant"].value_counts()
     (note,) = [t.get_text() for t in panels["4q"].texts]
