@@ -56,6 +56,18 @@ def isolated_cache(cache_root, monkeypatch):
     monkeypatch.delenv("MER_BENCH_RUNS", raising=False)
 
 
+@pytest.fixture
+def tiny_plugins(tmp_path, monkeypatch):
+    """The built-in plugins and the tiny demo dataset (``demo-tiny``), loaded in this process."""
+    from mer_bench.plugin_manager import load_plugins
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "tiny_demo.py").write_text(TINY_DEMO)
+    monkeypatch.syspath_prepend(str(site))
+    return load_plugins([*BUILTINS, "tiny_demo"], entry_points=False)
+
+
 def write_tone(path: Path, seconds: float, sample_rate: int = 16000, channels: int = 1, freq: float = 440.0) -> Path:
     """A sine tone file (format from the suffix)."""
     t = np.arange(int(seconds * sample_rate)) / sample_rate

@@ -16,28 +16,18 @@ from mer_bench.compare import compare_runs
 from mer_bench.config import build_config, read_config_file
 from mer_bench.errors import CacheError, ConfigError, DatasetError, MerBenchError, RunError
 from mer_bench.pipeline import run_benchmark
-from mer_bench.plugin_manager import load_plugins
 from mer_bench.predict import predict_files
 from mer_bench.prepare import crop_tracks
 from mer_bench.registry import load_registry
 from mer_bench.results import RunFolder
-from tests.conftest import BUILTINS, TINY_DEMO, run_cli, write_tone
+from tests.conftest import run_cli, write_tone
 
 
 @pytest.fixture
-def plugins(tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "tiny_demo.py").write_text(TINY_DEMO)
-    monkeypatch.syspath_prepend(str(site))
-    return load_plugins([*BUILTINS, "tiny_demo"], entry_points=False)
-
-
-@pytest.fixture
-def data(plugins, tmp_path):
+def data(tiny_plugins, tmp_path):
     """A copy of the tiny demo dataset to damage."""
     root = tmp_path / "data"
-    shutil.copytree(plugins.dataset("demo-tiny").default_root(), root)
+    shutil.copytree(tiny_plugins.dataset("demo-tiny").default_root(), root)
     return root
 
 
@@ -70,12 +60,12 @@ def test_audio_whose_samples_are_nan_is_excluded_as_non_finite(tmp_path):
     ],
     ids=["header-only annotations", "empty audio folder", "clip longer than every track"],
 )
-def test_a_dataset_with_no_track_left_says_why(plugins, data, tmp_path, damage, message):
+def test_a_dataset_with_no_track_left_says_why(tiny_plugins, data, tmp_path, damage, message):
     if damage is not None:
         damage(data)
     overrides = {"clip_seconds": 300.0} if damage is None else {}
     with pytest.raises(DatasetError, match=message):
-        run_benchmark(config(paths={"demo-tiny": str(data)}, **overrides), plugins, tmp_path / "runs")
+        run_benchmark(config(paths={"demo-tiny": str(data)}, **overrides), tiny_plugins, tmp_path / "runs")
     assert not (tmp_path / "runs").exists()  # stopped before any run folder, the runs folder included
 
 
@@ -118,15 +108,15 @@ def test_verify_features_and_run_read_the_config_file_through_the_same_checks(tm
 
 
 @pytest.fixture
-def finished(plugins, tmp_path):
-    return run_benchmark(config(), plugins, tmp_path / "runs")
+def finished(tiny_plugins, tmp_path):
+    return run_benchmark(config(), tiny_plugins, tmp_path / "runs")
 
 
-def test_predict_refuses_nan_audio_devices_and_a_damaged_model_file(plugins, finished, tmp_path):
+def test_predict_refuses_nan_audio_devices_and_a_damaged_model_file(tiny_plugins, finished, tmp_path):
     nan = tmp_path / "nan.wav"
     sf.write(nan, np.full(16000 * 30, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
     ok = write_tone(tmp_path / "ok.wav", 30.0)
-    table, excluded = predict_files(finished, plugins, [nan, Path("/dev/zero"), tmp_path, ok])
+    table, excluded = predict_files(finished, tiny_plugins, [nan, Path("/dev/zero"), tmp_path, ok])
     assert table["file"].tolist() == [str(ok)]
     assert [(e.track_id, e.reason) for e in excluded] == [
         ("0", "non-finite-audio"), ("1", "audio-missing"), ("2", "audio-missing")
@@ -136,13 +126,13 @@ def test_predict_refuses_nan_audio_devices_and_a_damaged_model_file(plugins, fin
     (saved,) = [p for p in model_dir.iterdir() if p.is_file() and p.suffix != ".json"] or list(model_dir.iterdir())
     saved.write_bytes(saved.read_bytes()[: len(saved.read_bytes()) // 2])
     with pytest.raises(MerBenchError) as raised:
-        predict_files(finished, plugins, [ok], fold=1)
+        predict_files(finished, tiny_plugins, [ok], fold=1)
     message = str(raised.value)
     assert "\n" not in message and "majority" in message and finished.run_id in message
 
 
-def test_compare_refuses_an_empty_predictions_file(plugins, finished, tmp_path):
-    other = run_benchmark(config(model="chance"), plugins, tmp_path / "runs")
+def test_compare_refuses_an_empty_predictions_file(tiny_plugins, finished, tmp_path):
+    other = run_benchmark(config(model="chance"), tiny_plugins, tmp_path / "runs")
     (finished.fold_dir(2) / "predictions.csv").write_text("")
     with pytest.raises(RunError, match=rf"run {finished.run_id}: fold-2/predictions.csv is empty \(a damaged run folder\)"):
         compare_runs(finished, other, resamples=10)
@@ -178,20 +168,20 @@ def disk_full_at(monkeypatch, name: str):
     monkeypatch.setattr(mer_bench.results, "atomic_write", write)
 
 
-def test_a_full_disk_leaves_either_no_run_or_one_that_resumes(plugins, tmp_path, monkeypatch):
+def test_a_full_disk_leaves_either_no_run_or_one_that_resumes(tiny_plugins, tmp_path, monkeypatch):
     runs = tmp_path / "runs"
     disk_full_at(monkeypatch, "manifest.json")
     with pytest.raises(RunError, match="No space left on device"):
-        run_benchmark(config(), plugins, runs)
+        run_benchmark(config(), tiny_plugins, runs)
     assert list(runs.iterdir()) == []  # a folder without a manifest could never be resumed: removed
 
     disk_full_at(monkeypatch, "metrics.json")
     with pytest.raises(RunError) as raised:
-        run_benchmark(config(), plugins, runs)
+        run_benchmark(config(), tiny_plugins, runs)
     (kept,) = runs.iterdir()
     assert f"Run {kept.name} is kept" in str(raised.value) and "No space left on device" in str(raised.value)
     monkeypatch.setattr(mer_bench.results, "atomic_write", REAL_WRITE)  # space freed
-    folder = run_benchmark(config(), plugins, runs, resume=kept.name)
+    folder = run_benchmark(config(), tiny_plugins, runs, resume=kept.name)
     assert json.loads((folder.path / "summary.json").read_text())["folds"] == 2
 
 

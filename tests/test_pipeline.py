@@ -15,16 +15,7 @@ from mer_bench.pipeline import run_benchmark
 from mer_bench.plugin_manager import load_plugins
 from mer_bench.registry import load_registry
 from mer_bench.types import QUADRANTS, Clip, quadrant_index
-from tests.conftest import BUILTINS, TINY_DEMO
-
-
-@pytest.fixture
-def plugins(tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "tiny_demo.py").write_text(TINY_DEMO)
-    monkeypatch.syspath_prepend(str(site))
-    return load_plugins([*BUILTINS, "tiny_demo"], entry_points=False)
+from tests.conftest import BUILTINS
 
 
 def tiny_config(**overrides):
@@ -48,8 +39,8 @@ def test_the_demo_benchmark_learns_well_above_chance(tmp_path):
     assert len(tracks) + len(report) == 4 * 60 + 6  # every generated track is kept or reported
 
 
-def test_run_folder_holds_manifest_splits_and_folds(plugins, tmp_path):
-    folder = run_benchmark(tiny_config(), plugins, tmp_path / "runs", command=["mer-bench", "run"])
+def test_run_folder_holds_manifest_splits_and_folds(tiny_plugins, tmp_path):
+    folder = run_benchmark(tiny_config(), tiny_plugins, tmp_path / "runs", command=["mer-bench", "run"])
     manifest = json.loads((folder.path / "manifest.json").read_text())
     assert manifest["config"]["seed"] == 5 and manifest["model"]["settings"]["epochs"] == 120
     assert manifest["versions"]["scikit-learn"] != "not installed"
@@ -78,14 +69,14 @@ def test_run_folder_holds_manifest_splits_and_folds(plugins, tmp_path):
     assert report["valence"].notna().all() and report["quadrant"].isin(QUADRANTS).all()
 
 
-def test_early_stopping_restores_the_best_validation_epoch(plugins, tmp_path):
-    folder = run_benchmark(tiny_config(), plugins, tmp_path / "runs")
-    factory = plugins.model("logmel-mlp")
+def test_early_stopping_restores_the_best_validation_epoch(tiny_plugins, tmp_path):
+    folder = run_benchmark(tiny_config(), tiny_plugins, tmp_path / "runs")
+    factory = tiny_plugins.model("logmel-mlp")
     model = factory.load(folder.path / "fold-1" / "model")
     history = pd.read_csv(folder.path / "fold-1" / "history.csv")
     splits = pd.read_csv(folder.path / "splits.csv")
     val = splits[(splits.split == "dev") & (splits.fold == 1)]
-    extractor = plugins.feature("logmel-stats")
+    extractor = tiny_plugins.feature("logmel-stats")
     settings = extractor.settings_model()
     tracks = pd.read_csv(folder.path / "tracks.csv").set_index("uid").loc[val["uid"]]
     root = json.loads((folder.path / "manifest.json").read_text())["data"]["demo-tiny"]["root"]
@@ -105,40 +96,40 @@ def _audio(root, uid):
     return next((Path(root) / "audio").glob(f"{track}.*"))
 
 
-def test_same_seed_gives_identical_splits_and_scores(plugins, tmp_path):
-    a = run_benchmark(tiny_config(), plugins, tmp_path / "a")
-    b = run_benchmark(tiny_config(), plugins, tmp_path / "b")
+def test_same_seed_gives_identical_splits_and_scores(tiny_plugins, tmp_path):
+    a = run_benchmark(tiny_config(), tiny_plugins, tmp_path / "a")
+    b = run_benchmark(tiny_config(), tiny_plugins, tmp_path / "b")
     assert (a.path / "splits.csv").read_bytes() == (b.path / "splits.csv").read_bytes()
     assert json.loads((a.path / "summary.json").read_text())["metrics"] == json.loads(
         (b.path / "summary.json").read_text()
     )["metrics"]
-    c = run_benchmark(tiny_config(seed=6), plugins, tmp_path / "c")
+    c = run_benchmark(tiny_config(seed=6), tiny_plugins, tmp_path / "c")
     assert (a.path / "splits.csv").read_bytes() != (c.path / "splits.csv").read_bytes()
 
 
-def test_resume_finishes_missing_folds_with_the_same_result(plugins, tmp_path):
-    folder = run_benchmark(tiny_config(), plugins, tmp_path / "runs")
+def test_resume_finishes_missing_folds_with_the_same_result(tiny_plugins, tmp_path):
+    folder = run_benchmark(tiny_config(), tiny_plugins, tmp_path / "runs")
     complete = json.loads((folder.path / "summary.json").read_text())
     kept = (folder.path / "fold-1" / "metrics.json").stat().st_mtime_ns
     for fold in (2, 3, 4):
         shutil.rmtree(folder.path / f"fold-{fold}")
     (folder.path / "summary.json").unlink()
     (folder.path / "fold-4.partial").mkdir()  # what a kill during fold 4 leaves
-    run_benchmark(tiny_config(), plugins, tmp_path / "runs", resume=folder.run_id)
+    run_benchmark(tiny_config(), tiny_plugins, tmp_path / "runs", resume=folder.run_id)
     resumed = json.loads((folder.path / "summary.json").read_text())
     assert resumed["metrics"] == complete["metrics"]
     assert (folder.path / "fold-1" / "metrics.json").stat().st_mtime_ns == kept
     assert not (folder.path / "fold-4.partial").exists()
 
 
-def test_resume_refuses_other_settings_or_changed_data(plugins, tmp_path, cache_root):
+def test_resume_refuses_other_settings_or_changed_data(tiny_plugins, tmp_path, cache_root):
     data = tmp_path / "data"
-    shutil.copytree(plugins.dataset("demo-tiny").default_root(), data)
+    shutil.copytree(tiny_plugins.dataset("demo-tiny").default_root(), data)
     config = tiny_config(paths={"demo-tiny": str(data)})
-    folder = run_benchmark(config, plugins, tmp_path / "runs")
+    folder = run_benchmark(config, tiny_plugins, tmp_path / "runs")
     manifest_data = json.loads((folder.path / "manifest.json").read_text())["data"]
     with pytest.raises(RunError, match=r"other settings \(seed: 5 -> 6\)"):
-        run_benchmark(tiny_config(seed=6, paths={"demo-tiny": str(data)}), plugins, tmp_path / "runs", resume=folder.run_id)
+        run_benchmark(tiny_config(seed=6, paths={"demo-tiny": str(data)}), tiny_plugins, tmp_path / "runs", resume=folder.run_id)
     # The audio of one track re-encoded (the same labels): finished folds saw the old audio.
     (folder.path / "fold-3" / "metrics.json").unlink()
     annotations = pd.read_csv(data / "annotations.csv", dtype={"track_id": str})
@@ -146,14 +137,14 @@ def test_resume_refuses_other_settings_or_changed_data(plugins, tmp_path, cache_
     audio, rate = sf.read(first)
     sf.write(first, 0.5 * audio, rate, format=sf.info(first).format)
     with pytest.raises(RunError, match="audio or labels of demo-tiny changed since it started"):
-        run_benchmark(config, plugins, tmp_path / "runs", resume=folder.run_id)
+        run_benchmark(config, tiny_plugins, tmp_path / "runs", resume=folder.run_id)
     assert not (folder.path / "fold-3" / "metrics.json").exists()  # nothing was run on the new data
     assert json.loads((folder.path / "manifest.json").read_text())["data"] == manifest_data
     # A track dropped from the annotations is refused the same way.
     sf.write(first, audio, rate, format=sf.info(first).format)
     annotations.iloc[1:].to_csv(data / "annotations.csv", index=False)
     with pytest.raises(RunError, match="audio or labels of demo-tiny changed"):
-        run_benchmark(config, plugins, tmp_path / "runs", resume=folder.run_id)
+        run_benchmark(config, tiny_plugins, tmp_path / "runs", resume=folder.run_id)
 
 
 def test_the_data_fingerprint_follows_audio_content_and_labels():
