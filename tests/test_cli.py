@@ -80,6 +80,24 @@ def test_a_bad_config_file_is_one_clear_line(tmp_path):
     assert "error: invalid settings for model 'logmel-mlp': epochs: Input should be greater than 0" in result.stderr
 
 
+def test_set_reaches_the_model_and_its_feature_and_names_the_plugin_on_a_wrong_key(tiny_site, tmp_path):
+    runs = tmp_path / "runs"
+    args = ["run", "--model", "logmel-mlp", *TINY_RUN, "--folds", "2", "--no-figures", "--runs-dir", str(runs)]
+    done = run_cli(*args, "--set", "epochs=7", "--set", "model.hidden=[16]", "--set", "feature.n_mels=32", site=tiny_site)
+    assert done.returncode == 0, done.stderr
+    (run,) = runs.iterdir()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert (manifest["model"]["settings"]["epochs"], manifest["model"]["settings"]["hidden"]) == (7, [16])
+    assert manifest["feature"] == {"name": "logmel-stats", "settings": {**manifest["feature"]["settings"], "n_mels": 32}}
+    wrong = run_cli(*args, "--set", "feature.n_mel=32", site=tiny_site)
+    assert wrong.stderr.strip() == (
+        "error: invalid settings for feature 'logmel-stats': n_mel: feature 'logmel-stats' has no such setting "
+        "(its settings: sample_rate, n_mels, n_fft, hop_length)"
+    )
+    target = run_cli(*args, "--set", "protocol.folds=3", site=tiny_site)
+    assert target.stderr.strip().startswith("error: --set protocol.folds: 'protocol' is not something --set configures")
+
+
 def test_plugins_json_lists_third_party_plugins_and_reports_broken_ones(tiny_site):
     make_distribution(tiny_site, "mer-bench-broken", "0.3.1", {"broken_plugin": "import no_such_module"}, {"broken": "broken_plugin"})
     result = run_cli("plugins", "--json", site=tiny_site)

@@ -216,7 +216,7 @@ def datasets_verify(state: State, names, datasets_, data_dir, config_file, prese
 @click.option("--seed", type=int)
 @click.option("--folds", type=int)
 @click.option("--epochs", type=int, help="Override the model's epochs setting.")
-@click.option("--set", "set_", multiple=True, metavar="KEY=VALUE", help="Set a model setting (repeatable); VALUE is TOML or a bare string.")
+@click.option("--set", "set_", multiple=True, metavar="[model.|feature.]KEY=VALUE", help="Set a setting of the model (KEY or model.KEY) or of its feature (feature.KEY), repeatable; VALUE is TOML or a bare string.")
 @click.option("--mixed-precision", is_flag=True, help="Train in mixed float16 (models with a mixed_precision setting; for GPUs).")
 @click.option("--jobs", type=int, help="Feature extraction processes (default: one per core).")
 @click.option("--resume", "resume", metavar="RUN_ID", help="Continue an interrupted run at its first unfinished fold.")
@@ -243,7 +243,7 @@ def run(
         "seed": seed,
         "folds": folds,
         "jobs": jobs,
-        "model_settings": _model_settings(set_, epochs, mixed_precision) or None,
+        **_plugin_settings(set_, epochs, mixed_precision),
     }
     registry = state.registry()
     if resume:
@@ -335,26 +335,38 @@ def sweep(
         sys.exit(1)
 
 
-def _model_settings(pairs: tuple[str, ...], epochs: int | None, mixed_precision: bool) -> dict:
-    """Model settings from ``--set KEY=VALUE`` pairs and the shortcut flags."""
+#: What ``--set`` can address, by the prefix of its key, and the config table each fills.
+SET_TARGETS = {"model": "model_settings", "feature": "feature_settings"}
+
+
+def _plugin_settings(pairs: tuple[str, ...], epochs: int | None, mixed_precision: bool) -> dict:
+    """``model_settings`` and ``feature_settings`` from ``--set [model.|feature.]KEY=VALUE``
+    pairs and the shortcut flags (None where nothing was set, so the config file's stay)."""
     import tomllib
 
     from mer_bench.errors import ConfigError
 
-    values = {}
+    tables: dict[str, dict] = {table: {} for table in SET_TARGETS.values()}
     for pair in pairs:
         key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
+        target, dot, name = key.strip().rpartition(".")
+        if not sep or not name:
             raise ConfigError(f"--set takes KEY=VALUE, got {pair!r}")
+        if dot and target not in SET_TARGETS:
+            raise ConfigError(
+                f"--set {key.strip()}: {target!r} is not something --set configures; "
+                f"prefix a key with {' or '.join(f'{t}.' for t in SET_TARGETS)} (no prefix: the model)"
+            )
         try:
-            values[key.strip()] = tomllib.loads(f"v = {text}")["v"]
+            value = tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:
-            values[key.strip()] = text  # a bare word or path
+            value = text  # a bare word or path
+        tables[SET_TARGETS[target or "model"]][name] = value
     if epochs is not None:
-        values["epochs"] = epochs
+        tables["model_settings"]["epochs"] = epochs
     if mixed_precision:
-        values["mixed_precision"] = True
-    return values
+        tables["model_settings"]["mixed_precision"] = True
+    return {table: values or None for table, values in tables.items()}
 
 
 @cli.command()

@@ -202,11 +202,20 @@ def _validate(values: dict[str, Any], registry: Registry) -> RunConfig:
 
 
 def validate_settings(model_cls: type[BaseModel], values: dict[str, Any], owner: str) -> BaseModel:
-    """Validate a plugin's settings table, naming the plugin and field on error."""
+    """Validate a plugin's settings table, naming the plugin and field on error, and the
+    settings it does have when a name is not one of them."""
     try:
         return model_cls.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError(f"invalid settings for {owner}: {_problems(exc)}") from None
+        problems = []
+        for error in exc.errors():
+            where = ".".join(map(str, error["loc"])) or "settings"
+            if error["type"] == "extra_forbidden":
+                known = ", ".join(model_cls.model_fields) or "none"
+                problems.append(f"{where}: {owner} has no such setting (its settings: {known})")
+            else:
+                problems.append(f"{where}: {error['msg']}")
+        raise ConfigError(f"invalid settings for {owner}: {'; '.join(problems)}") from None
 
 
 def _problems(exc: ValidationError) -> str:
