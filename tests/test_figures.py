@@ -40,6 +40,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from mer_bench import hookimpl
+from mer_bench.types import ModelFactory
 
 
 class NoSettings(BaseModel):
@@ -62,13 +63,10 @@ class Centroid:
         (Path(folder) / "centroid.pkl").write_bytes(pickle.dumps(self))
 
 
-class CentroidFactory:
+class CentroidFactory(ModelFactory):
     name = "centroid-image"
     feature = "mel-image"
     settings_model = NoSettings
-
-    def check(self, settings):
-        pass
 
     def build(self, settings, n_classes, seed):
         return Centroid()

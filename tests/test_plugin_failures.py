@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from mer_bench import hookimpl
+from mer_bench.types import ModelFactory
 from mer_bench_plugins.features.logmel_stats import LogmelStats
 
 
@@ -57,13 +58,10 @@ class Centroids:
         (folder / "settings.json").write_text(self.settings.model_dump_json())
 
 
-class Factory:
+class Factory(ModelFactory):
     name = "centroids"
     feature = "logmel-stats"
     settings_model = Settings
-
-    def check(self, settings):
-        pass
 
     def build(self, settings, n_classes, seed):
         return Centroids(settings, seed)

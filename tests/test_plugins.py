@@ -1,8 +1,10 @@
 """Plugin loading: built-ins and entry points through one door, failures isolated and reported."""
 
+import numpy as np
 import pytest
 
 from mer_bench.errors import PluginError, UnknownPluginError
+from mer_bench.executors import Resources
 from mer_bench.plugin_manager import load_plugins
 from tests.conftest import BUILTINS, TINY_DEMO, make_distribution
 
@@ -90,8 +92,59 @@ def test_an_object_that_breaks_the_protocol_is_reported_with_what_it_lacks(site)
     errors = sorted(f.error for f in plugins.failures)
     assert len(errors) == 2
     # object() lacks everything; the half model names only the members it is missing.
-    assert "lacks build, check, feature, load, name, settings_model, which the ModelFactory protocol requires" in errors[0]
-    assert "HalfModel" in errors[1] and "lacks load, settings_model, which the ModelFactory protocol" in errors[1]
+    assert "lacks build, check, feature, load, name, resources, settings_model, which the ModelFactory protocol " \
+        "requires (subclass mer_bench.types.ModelFactory to inherit its defaults)" in errors[0]
+    assert "HalfModel" in errors[1] and "lacks load, resources, settings_model, which the ModelFactory protocol" in errors[1]
+
+
+MINIMAL = """
+import numpy as np
+from pydantic import BaseModel
+
+from mer_bench import hookimpl
+from mer_bench.types import FeatureExtractor, ModelFactory
+
+
+class Nothing(BaseModel):
+    pass
+
+
+class Length(FeatureExtractor):
+    name = "length"
+    settings_model = Nothing
+
+    def extract(self, clip, settings):
+        return np.array([clip.duration_s], dtype=np.float32)
+
+
+class Constant(ModelFactory):
+    name = "constant"
+    feature = "length"
+    settings_model = Nothing
+
+    def build(self, settings, n_classes, seed): ...
+
+    def load(self, folder): ...
+
+
+@hookimpl
+def mer_bench_feature_extractors():
+    return [Length()]
+
+
+@hookimpl
+def mer_bench_models():
+    return [Constant()]
+"""
+
+
+def test_a_minimal_plugin_subclasses_the_protocol_and_inherits_its_defaults(site):
+    make_distribution(site, "mer-bench-minimal", "0.1", {"minimal_plugin": MINIMAL}, {"minimal": "minimal_plugin"})
+    plugins = load_plugins(BUILTINS, strict=True)
+    feature, model = plugins.feature("length"), plugins.model("constant")
+    arrays = np.ones((3, 1), dtype=np.float32)
+    assert feature.check(None) is None and feature.finish_dataset(arrays, None) is arrays
+    assert model.check(None) is None and model.resources == Resources(cpus=1.0, gpus=0.0, memory_gb=0.0)
 
 
 def test_duplicate_names_keep_the_built_in_and_refuse_only_the_contested_name(site):

@@ -22,6 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from mer_bench import hookimpl
+from mer_bench.types import ModelFactory
 from mer_bench_plugins.models.mlp import MLPFactory, MLPSettings
 
 
@@ -57,13 +58,10 @@ class Flaky:
         self.inner.save(folder)
 
 
-class FlakyFactory:
+class FlakyFactory(ModelFactory):
     name = "flaky"
     feature = "logmel-stats"
     settings_model = FlakySettings
-
-    def check(self, settings):
-        pass
 
     def build(self, settings, n_classes, seed):
         return Flaky(settings, n_classes, seed)

@@ -74,7 +74,8 @@ class Executor(Protocol):
     name: str
     settings_model: type[BaseModel]
 
-    def check(self, settings: Any) -> None: ...
+    def check(self, settings: Any) -> None:
+        """Raise ExecutorError if jobs cannot run here; by default nothing is checked."""
 
     def run(self, fn: Callable[[Any], Any], jobs: Sequence[Any], settings: Any) -> Iterator[Outcome]: ...
 

@@ -239,8 +239,7 @@ class PreparedRun:
 
     def jobs(self) -> list[FoldJob]:
         """The folds not finished yet, in fold order."""
-        # A factory may say what one fold needs (cpus, gpus, memory); one core otherwise.
-        resources = getattr(self.factory, "resources", Resources())
+        resources = self.factory.resources
         return [
             FoldJob(
                 self.folder.run_id, k, self.factory, self.model_settings, self.splits, self.features, self.config.seed,

@@ -204,7 +204,11 @@ class _Loader:
         missing = missing_members(obj, protocol)
         if missing or not isinstance(name, str) or not name:
             lacks = f"lacks {', '.join(missing)}" if missing else "has no name (a non-empty str)"
-            self.fail(source, f"{kind} object {obj!r:.80} {lacks}, which the {protocol.__name__} protocol requires")
+            self.fail(
+                source,
+                f"{kind} object {obj!r:.80} {lacks}, which the {protocol.__name__} protocol requires "
+                f"(subclass {protocol.__module__}.{protocol.__name__} to inherit its defaults)",
+            )
             return
         table = self.result.entries[kind]
         if name in table:

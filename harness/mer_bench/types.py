@@ -15,6 +15,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from mer_bench.errors import DatasetError
+from mer_bench.executors import Resources
 
 #: The four quadrants of Russell's valence/arousal plane, in class-index order.
 QUADRANTS: tuple[str, ...] = ("A+V+", "A+V-", "A-V-", "A-V+")
@@ -113,16 +114,19 @@ class DatasetLoader(Protocol):
     ``folder_names`` are the folder names accepted under the data directory besides
     ``name`` (e.g. the archive's own name). ``default_root`` returns a location to use
     when the data directory has none of them (None when the user must supply the data).
+    A class that subclasses this protocol inherits both defaults (no other names, None).
     """
 
     name: str
     scale: Scale | None
     label_converter: str
-    folder_names: tuple[str, ...]
+    folder_names: tuple[str, ...] = ()
 
     def describe(self) -> DatasetInfo: ...
 
-    def default_root(self) -> Path | None: ...
+    def default_root(self) -> Path | None:
+        """Where the data lies when the data directory does not hold it; None: the user supplies it."""
+        return None
 
     def load(self, root: Path) -> LoadedDataset: ...
 
@@ -149,12 +153,15 @@ class FeatureExtractor(Protocol):
 
     def check(self, settings: Any) -> None:
         """Raise :class:`~mer_bench.errors.FeatureError` if this feature cannot be computed here
-        with ``settings`` (a library or weights file missing), before any data is read."""
-        ...
+        with ``settings`` (a library or weights file missing), before any data is read.
+        By default nothing is checked."""
 
     def extract(self, clip: Clip, settings: Any) -> np.ndarray: ...
 
-    def finish_dataset(self, arrays: np.ndarray, settings: Any) -> np.ndarray: ...
+    def finish_dataset(self, arrays: np.ndarray, settings: Any) -> np.ndarray:
+        """The arrays of one dataset's clips, transformed together (a per-dataset
+        normalisation); by default unchanged."""
+        return arrays
 
 
 @runtime_checkable
@@ -181,19 +188,20 @@ class ModelFactory(Protocol):
     ``check`` runs once before a run reads any data, so that a missing weights file
     or library stops the run at once with a message saying what to install.
 
-    A factory may also have a ``resources`` attribute, a
-    :class:`mer_bench.executors.Resources` saying what one fold needs (cores, a GPU,
-    memory), which executors that schedule use; without it a fold asks for one core.
+    ``resources`` says what one fold needs (cores, a GPU, memory); executors that
+    schedule use it. A class that subclasses this protocol inherits one core and a
+    ``check`` that checks nothing.
     """
 
     name: str
     feature: str
     settings_model: type[BaseModel]
+    resources: Resources = Resources()
 
     def check(self, settings: Any) -> None:
         """Raise :class:`~mer_bench.errors.ModelError` if no model can be built here with
-        ``settings`` (a library or weights file missing), before any data is read."""
-        ...
+        ``settings`` (a library or weights file missing), before any data is read.
+        By default nothing is checked."""
 
     def build(self, settings: Any, n_classes: int, seed: int) -> Model: ...
 

@@ -19,10 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mer_bench import hookimpl
 from mer_bench.errors import DatasetError
-from mer_bench.types import DatasetInfo, Exclusion, FoldData, LoadedDataset, Scale
+from mer_bench.types import DatasetInfo, DatasetLoader, Exclusion, FoldData, LoadedDataset, ModelFactory, Scale
 
 
-class MySongs:
+# Subclassing the protocol gives the members a plugin may leave out their defaults:
+# here default_root (None: the user supplies the data).
+class MySongs(DatasetLoader):
     name = "my-songs"
     scale = Scale(1.0, 9.0)
     label_converter = "midpoint"  # built-in: high means above 5
@@ -36,9 +38,6 @@ class MySongs:
             license="research use only",
             citation="Us et al. 2026",
         )
-
-    def default_root(self) -> Path | None:
-        return None  # the user must provide the data
 
     def load(self, root: Path) -> LoadedDataset:
         path = root / "labels.csv"
@@ -99,13 +98,12 @@ class NearestCentroid:
         (folder / "centroids.json").write_text(json.dumps(meta))
 
 
-class NearestCentroidFactory:
+# Inherited from ModelFactory: check (called before a run reads data; raise ModelError
+# there if something the model needs is missing) and resources (one core per fold).
+class NearestCentroidFactory(ModelFactory):
     name = "nearest-centroid"
     feature = "logmel-stats"  # a built-in feature extractor
     settings_model = CentroidSettings
-
-    def check(self, settings: CentroidSettings) -> None:
-        """Called before a run reads data: raise ModelError if something this model needs is missing."""
 
     def build(self, settings: CentroidSettings, n_classes: int, seed: int) -> NearestCentroid:
         return NearestCentroid(settings, n_classes)  # deterministic: the seed is not needed

@@ -25,7 +25,7 @@ import pandas as pd
 from mer_bench import hookimpl
 from mer_bench.datafiles import child, numeric, require_columns, strip_table
 from mer_bench.errors import DatasetError
-from mer_bench.types import DatasetInfo, Exclusion, LoadedDataset, Scale
+from mer_bench.types import DatasetInfo, DatasetLoader, Exclusion, LoadedDataset, Scale
 
 NAME = "bimodal"
 SHEETS = ("MER-Audio-dataset.xlsx", "MER-Audio-dataset.xls")
@@ -114,7 +114,7 @@ def index_audio(folder: Path) -> tuple[dict[str, Path], list[Path], dict[str, li
     return single, uncoded, several
 
 
-class BiModal:
+class BiModal(DatasetLoader):
     """Bi-Modal: static valence/arousal on [-4, 4] for 162 clips."""
 
     name = NAME
@@ -124,9 +124,6 @@ class BiModal:
 
     def describe(self) -> DatasetInfo:
         return INFO
-
-    def default_root(self) -> Path | None:
-        return None
 
     def load(self, root: Path) -> LoadedDataset:
         sheet = child(root, *SHEETS)

@@ -29,7 +29,7 @@ import pandas as pd
 from mer_bench import hookimpl
 from mer_bench.errors import DatasetError
 from mer_bench.paths import cache_dir
-from mer_bench.types import DatasetInfo, LoadedDataset, Scale
+from mer_bench.types import DatasetInfo, DatasetLoader, LoadedDataset, Scale
 
 #: Bump when the synthesis changes, so old caches are not reused.
 VERSION = 2
@@ -165,7 +165,7 @@ def generate(root: Path, tracks_per_quadrant: int, seed: int) -> None:
         raise
 
 
-class DemoDataset:
+class DemoDataset(DatasetLoader):
     """The synthetic demo dataset; ``tracks_per_quadrant`` and ``seed`` decide its content."""
 
     scale = Scale(-1.0, 1.0)

@@ -22,7 +22,7 @@ import pandas as pd
 from mer_bench import hookimpl
 from mer_bench.datafiles import child, numeric, read_csv, require, require_columns
 from mer_bench.errors import DatasetError
-from mer_bench.types import DatasetInfo, Exclusion, LoadedDataset, Scale
+from mer_bench.types import DatasetInfo, DatasetLoader, Exclusion, LoadedDataset, Scale
 
 NAME = "emomusic"
 INFO = DatasetInfo(
@@ -64,7 +64,7 @@ def load_songs_info(path: Path) -> pd.DataFrame:
     )[["song_id", "file", "artist", "title", "genre", "mediaeval_set"]]
 
 
-class EmoMusic:
+class EmoMusic(DatasetLoader):
     """Emotion in Music: static valence/arousal on [1, 9] for 744 clips of 45 s."""
 
     name = NAME
@@ -74,9 +74,6 @@ class EmoMusic:
 
     def describe(self) -> DatasetInfo:
         return INFO
-
-    def default_root(self) -> Path | None:
-        return None
 
     def load(self, root: Path) -> LoadedDataset:
         annotations_dir = require(root, NAME, "annotations")

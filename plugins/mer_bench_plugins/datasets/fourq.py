@@ -22,7 +22,7 @@ import pandas as pd
 from mer_bench import hookimpl
 from mer_bench.datafiles import child, read_csv, require, require_columns
 from mer_bench.errors import DatasetError
-from mer_bench.types import DatasetInfo, Exclusion, LoadedDataset
+from mer_bench.types import DatasetInfo, DatasetLoader, Exclusion, LoadedDataset
 
 NAME = "4q"
 ANNOTATIONS = "panda_dataset_taffc_annotations.csv"
@@ -83,7 +83,7 @@ def index_audio(root: Path) -> dict[str, tuple[str, Path]]:
     return found
 
 
-class FourQ:
+class FourQ(DatasetLoader):
     """The 4Q dataset: quadrants given by the authors."""
 
     name = NAME
@@ -93,9 +93,6 @@ class FourQ:
 
     def describe(self) -> DatasetInfo:
         return INFO
-
-    def default_root(self) -> Path | None:
-        return None
 
     def load(self, root: Path) -> LoadedDataset:
         annotations = load_annotations(require(root, NAME, ANNOTATIONS))

@@ -25,7 +25,7 @@ import pandas as pd
 from mer_bench import hookimpl
 from mer_bench.datafiles import child, numeric, read_csv, require, require_columns
 from mer_bench.errors import DatasetError
-from mer_bench.types import DatasetInfo, Exclusion, LoadedDataset, Scale
+from mer_bench.types import DatasetInfo, DatasetLoader, Exclusion, LoadedDataset, Scale
 
 NAME = "pmemo"
 INFO = DatasetInfo(
@@ -64,7 +64,7 @@ def refuse_2018_layout(root: Path) -> None:
         )
 
 
-class PMEmo:
+class PMEmo(DatasetLoader):
     """PMEmo 2019: static valence/arousal on [0, 1] for 767 chorus clips."""
 
     name = NAME
@@ -74,9 +74,6 @@ class PMEmo:
 
     def describe(self) -> DatasetInfo:
         return INFO
-
-    def default_root(self) -> Path | None:
-        return None
 
     def load(self, root: Path) -> LoadedDataset:
         refuse_2018_layout(root)

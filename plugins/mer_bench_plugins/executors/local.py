@@ -8,19 +8,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from mer_bench import hookimpl
-from mer_bench.executors import Outcome, call
+from mer_bench.executors import Executor, Outcome, call
 
 
 class LocalSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     name = "local"
     settings_model = LocalSettings
-
-    def check(self, settings: LocalSettings) -> None:
-        """Nothing to check: this process is here."""
 
     def run(self, fn: Callable[[Any], Any], jobs: Sequence[Any], settings: LocalSettings) -> Iterator[Outcome]:
         for job in jobs:

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from mer_bench import hookimpl
-from mer_bench.executors import Outcome, call, failed
+from mer_bench.executors import Executor, Outcome, call, failed
 
 
 class ProcessSettings(BaseModel):
@@ -54,12 +54,9 @@ def pool_size(jobs: Sequence[Any], settings: ProcessSettings) -> int:
     return max(1, int((os.cpu_count() or 1) // max(cpus, 1.0)))
 
 
-class ProcessExecutor:
+class ProcessExecutor(Executor):
     name = "process"
     settings_model = ProcessSettings
-
-    def check(self, settings: ProcessSettings) -> None:
-        """Nothing to check: the standard library's process pool."""
 
     def run(self, fn: Callable[[Any], Any], jobs: Sequence[Any], settings: ProcessSettings) -> Iterator[Outcome]:
         if not jobs:

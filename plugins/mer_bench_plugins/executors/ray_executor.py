@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mer_bench import hookimpl
 from mer_bench.errors import ExecutorError
-from mer_bench.executors import Outcome, call, failed
+from mer_bench.executors import Executor, Outcome, call, failed
 
 RAY_MISSING = "the ray executor needs Ray: pip install 'mer-bench[ray]'"
 CONNECT_TIMEOUT_S = 5.0
@@ -51,7 +51,7 @@ def _outcome_job(outcome: Outcome, job: Any) -> Outcome:
     return outcome
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     name = "ray"
     settings_model = RaySettings
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mer_bench import hookimpl
 from mer_bench.audio import load_clip
 from mer_bench.errors import FeatureError
-from mer_bench.types import Clip
+from mer_bench.types import Clip, FeatureExtractor
 
 OPENSMILE_MISSING = "compare-functionals needs openSMILE: pip install 'mer-bench[opensmile]'"
 
@@ -57,7 +57,7 @@ class CompareSettings(BaseModel):
     sample_rate: int = Field(44100, gt=0)
 
 
-class CompareFunctionals:
+class CompareFunctionals(FeatureExtractor):
     name = "compare-functionals"
     settings_model = CompareSettings
 
@@ -73,10 +73,6 @@ class CompareFunctionals:
         )
         y = load_clip(clip.audio_path, clip.start_s, clip.duration_s, settings.sample_rate)
         return smile.process_signal(y, settings.sample_rate).to_numpy(dtype=np.float32).reshape(-1)
-
-    def finish_dataset(self, arrays: np.ndarray, settings: CompareSettings) -> np.ndarray:
-        # Functionals are per clip; the classifier scales them with training statistics.
-        return arrays
 
 
 @hookimpl

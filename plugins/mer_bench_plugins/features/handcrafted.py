@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mer_bench import hookimpl
 from mer_bench.audio import load_clip
-from mer_bench.types import Clip
+from mer_bench.types import Clip, FeatureExtractor
 
 #: Krumhansl and Kessler's (1982) key profiles, starting on the tonic.
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -116,12 +116,9 @@ def clip_values(y: np.ndarray, magnitude: np.ndarray, frames: np.ndarray, settin
     )
 
 
-class Handcrafted:
+class Handcrafted(FeatureExtractor):
     name = "handcrafted"
     settings_model = HandcraftedSettings
-
-    def check(self, settings: HandcraftedSettings) -> None:
-        """Nothing to check: librosa and scipy are core dependencies."""
 
     def extract(self, clip: Clip, settings: HandcraftedSettings) -> np.ndarray:
         import librosa
@@ -130,10 +127,6 @@ class Handcrafted:
         magnitude = np.abs(librosa.stft(y, n_fft=settings.n_fft, hop_length=settings.hop_length))
         frames = frame_descriptors(y, magnitude, settings)
         return np.concatenate([summarise(frames), clip_values(y, magnitude, frames, settings)]).astype(np.float32)
-
-    def finish_dataset(self, arrays: np.ndarray, settings: HandcraftedSettings) -> np.ndarray:
-        # Descriptors are per clip; the classifier scales them with training statistics.
-        return arrays
 
 
 @hookimpl

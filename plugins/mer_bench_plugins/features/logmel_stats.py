@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mer_bench import hookimpl
 from mer_bench.audio import load_clip
-from mer_bench.types import Clip
+from mer_bench.types import Clip, FeatureExtractor
 
 
 class LogmelStatsSettings(BaseModel):
@@ -24,12 +24,9 @@ class LogmelStatsSettings(BaseModel):
     hop_length: int = Field(512, gt=0)
 
 
-class LogmelStats:
+class LogmelStats(FeatureExtractor):
     name = "logmel-stats"
     settings_model = LogmelStatsSettings
-
-    def check(self, settings) -> None:
-        """Nothing to check: librosa is a core dependency."""
 
     def extract(self, clip: Clip, settings: LogmelStatsSettings) -> np.ndarray:
         import librosa
@@ -41,10 +38,6 @@ class LogmelStats:
         db = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
         flux = np.abs(np.diff(db, axis=1)).mean(axis=1)
         return np.concatenate([db.mean(axis=1), db.std(axis=1), flux]).astype(np.float32)
-
-    def finish_dataset(self, arrays: np.ndarray, settings: LogmelStatsSettings) -> np.ndarray:
-        # Statistics are per clip; nothing is shared across a dataset.
-        return arrays
 
 
 @hookimpl

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mer_bench import hookimpl
 from mer_bench.audio import load_clip
-from mer_bench.types import Clip
+from mer_bench.types import Clip, FeatureExtractor
 
 AMIN = 1e-10  # librosa's floor for power before the log
 
@@ -77,12 +77,9 @@ def to_image(db: np.ndarray, reference_db: float, settings: MelImageSettings) ->
     return lut[grey]
 
 
-class MelImage:
+class MelImage(FeatureExtractor):
     name = "mel-image"
     settings_model = MelImageSettings
-
-    def check(self, settings) -> None:
-        """Nothing to check: librosa and Pillow are core dependencies."""
 
     def extract(self, clip: Clip, settings: MelImageSettings) -> np.ndarray:
         y = load_clip(clip.audio_path, clip.start_s, clip.duration_s, settings.sample_rate)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mer_bench import hookimpl
 from mer_bench.audio import load_clip
 from mer_bench.errors import AudioError
-from mer_bench.types import Clip
+from mer_bench.types import Clip, FeatureExtractor
 
 
 class MelSegmentsSettings(BaseModel):
@@ -44,12 +44,9 @@ def segment_db(y: np.ndarray, settings: MelSegmentsSettings) -> np.ndarray:
     return (db - db.mean()) / max(float(db.std()), 1e-6)
 
 
-class MelSegments:
+class MelSegments(FeatureExtractor):
     name = "mel-segments"
     settings_model = MelSegmentsSettings
-
-    def check(self, settings: MelSegmentsSettings) -> None:
-        """Nothing to check: librosa is a core dependency."""
 
     def extract(self, clip: Clip, settings: MelSegmentsSettings) -> np.ndarray:
         y = load_clip(clip.audio_path, clip.start_s, clip.duration_s, settings.sample_rate)
@@ -60,10 +57,6 @@ class MelSegments:
                 clip.audio_path, f"the {clip.duration_s:g} s clip is shorter than one {settings.segment_seconds:g} s segment"
             )
         return np.stack([segment_db(y[i * length : (i + 1) * length], settings) for i in range(count)]).astype(np.float16)
-
-    def finish_dataset(self, arrays: np.ndarray, settings: MelSegmentsSettings) -> np.ndarray:
-        # Each segment is standardised on its own; nothing is shared across a dataset.
-        return arrays
 
 
 @hookimpl

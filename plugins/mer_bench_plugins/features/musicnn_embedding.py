@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict
 from mer_bench import hookimpl
 from mer_bench.audio import load_clip
 from mer_bench.errors import FeatureError
-from mer_bench.types import Clip
+from mer_bench.types import Clip, FeatureExtractor
 
 SAMPLE_RATE = 16000  # musicnn's input rate
 
@@ -81,7 +81,7 @@ def legacy_keras_tensorflow():
     return tf
 
 
-class MusicnnEmbedding:
+class MusicnnEmbedding(FeatureExtractor):
     name = "musicnn"
     settings_model = MusicnnSettings
 
@@ -107,10 +107,6 @@ class MusicnnEmbedding:
                 _, _, layers = extractor(str(path), model=settings.model, input_length=3, extract_features=True)
         patches = np.asarray(layers[settings.layer], dtype=np.float64)
         return np.concatenate([patches.mean(axis=0), patches.std(axis=0)]).astype(np.float32)
-
-    def finish_dataset(self, arrays: np.ndarray, settings: MusicnnSettings) -> np.ndarray:
-        # Embeddings are per clip; the classifier scales them with training statistics.
-        return arrays
 
 
 @hookimpl

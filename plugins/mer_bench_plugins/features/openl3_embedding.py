@@ -26,7 +26,7 @@ from mer_bench import hookimpl
 from mer_bench.audio import load_clip
 from mer_bench.errors import FeatureError
 from mer_bench.paths import WEIGHTS_ENV, weights_dir
-from mer_bench.types import Clip
+from mer_bench.types import Clip, FeatureExtractor
 
 #: OpenL3's weights archive (v0.4.0), as its setup.py fetches it.
 WEIGHTS_URL = "https://github.com/marl/openl3/raw/models/{stem}-v0_4_0.h5.gz"
@@ -66,7 +66,7 @@ def check_openl3(settings: OpenL3Settings) -> Path:
     return path
 
 
-class OpenL3Embedding:
+class OpenL3Embedding(FeatureExtractor):
     name = "openl3"
     settings_model = OpenL3Settings
 
@@ -85,10 +85,6 @@ class OpenL3Embedding:
         y = load_clip(clip.audio_path, clip.start_s, clip.duration_s, 48000)
         frames, _ = openl3.get_audio_embedding(y, 48000, model=model, hop_size=settings.hop_seconds, verbose=False)
         return np.concatenate([frames.mean(axis=0), frames.std(axis=0)]).astype(np.float32)
-
-    def finish_dataset(self, arrays: np.ndarray, settings: OpenL3Settings) -> np.ndarray:
-        # Embeddings are per clip; the classifier scales them with training statistics.
-        return arrays
 
 
 @hookimpl

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mer_bench import hookimpl
 from mer_bench.audio import load_clip
-from mer_bench.types import Clip
+from mer_bench.types import Clip, FeatureExtractor
 
 
 class PannsLogmelSettings(BaseModel):
@@ -67,12 +67,9 @@ def logmel(y: np.ndarray, settings: PannsLogmelSettings) -> np.ndarray:
     return (10.0 * np.log10(np.maximum(mel, 1e-10))).T
 
 
-class PannsLogmel:
+class PannsLogmel(FeatureExtractor):
     name = "panns-logmel"
     settings_model = PannsLogmelSettings
-
-    def check(self, settings: PannsLogmelSettings) -> None:
-        """Nothing to check: librosa is a core dependency."""
 
     def extract(self, clip: Clip, settings: PannsLogmelSettings) -> np.ndarray:
         if settings.start == "file":
@@ -85,10 +82,6 @@ class PannsLogmel:
         wanted = int(round(settings.seconds * settings.sample_rate))
         y = np.pad(y[:wanted], (0, max(0, wanted - len(y))))
         return logmel(y, settings).astype(np.float16)
-
-    def finish_dataset(self, arrays: np.ndarray, settings: PannsLogmelSettings) -> np.ndarray:
-        # The network's first BatchNorm normalises each Mel band with training statistics.
-        return arrays
 
 
 @hookimpl

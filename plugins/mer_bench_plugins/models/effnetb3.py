@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from mer_bench import hookimpl
 from mer_bench.errors import ModelError
 from mer_bench.executors import Resources
-from mer_bench.types import FoldData
+from mer_bench.types import FoldData, ModelFactory
 from mer_bench_plugins.models.imagenet_weights import WeightsSource, resolve_weights
 from mer_bench_plugins.models.keras_classifier import check_tensorflow, history_records, read_saved, tensorflow
 from mer_bench_plugins.models.keras_input import batches
@@ -300,7 +300,7 @@ class EffNetB3:
         (folder / "effnetb3.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
-class EffNetB3Factory:
+class EffNetB3Factory(ModelFactory):
     name = NAME
     feature = "mel-image"
     settings_model = EffNetB3Settings

@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from mer_bench import hookimpl
-from mer_bench.types import FoldData
+from mer_bench.types import FoldData, ModelFactory
 from mer_bench_plugins.models.sklearn_io import load_estimators, save_estimators
 
 #: A fitted DummyClassifier holds only skops's default types (a public estimator, NumPy
@@ -66,16 +66,13 @@ class Floor:
         save_estimators(folder, self.name, {"dummy": self.dummy}, meta)
 
 
-class FloorFactory:
+class FloorFactory(ModelFactory):
     feature = "logmel-stats"
     settings_model = NoSettings
 
     def __init__(self, name: str, strategy: str):
         self.name = name
         self.strategy = strategy
-
-    def check(self, settings: NoSettings) -> None:
-        """Nothing to check: scikit-learn is a core dependency."""
 
     def build(self, settings: NoSettings, n_classes: int, seed: int) -> Floor:
         return Floor(self.strategy, n_classes, seed, self.name)

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mer_bench.errors import ModelError
 from mer_bench.executors import Resources
-from mer_bench.types import FoldData
+from mer_bench.types import FoldData, ModelFactory
 from mer_bench_plugins.models.keras_input import batches
 
 TENSORFLOW_MISSING = "{name} needs TensorFlow: pip install 'mer-bench[tf-cpu]' (CPU) or 'mer-bench[gpu]' (NVIDIA GPU, Linux)"
@@ -198,7 +198,7 @@ def read_saved(name: str, folder: Path, meta_file: str) -> tuple[dict, Any]:
     return meta, network
 
 
-class KerasFactory:
+class KerasFactory(ModelFactory):
     """The model-factory half of a Keras baseline: a subclass is a :class:`KerasRecipe` with
     ``name``, ``feature``, ``settings_model`` (a :class:`KerasSettings`) and ``segmented``."""
 

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mer_bench import hookimpl
-from mer_bench.types import FoldData
+from mer_bench.types import FoldData, ModelFactory
 from mer_bench_plugins.models.sklearn_io import load_estimators, save_estimators
 
 #: Types beyond skops's defaults (scikit-learn's public estimators, NumPy, builtins) that a
@@ -104,15 +104,12 @@ class MLP:
         save_estimators(folder, self.name, {"scaler": self.scaler, "net": self.net}, meta)
 
 
-class MLPFactory:
+class MLPFactory(ModelFactory):
     settings_model = MLPSettings
 
     def __init__(self, name: str, feature: str):
         self.name = name
         self.feature = feature
-
-    def check(self, settings: MLPSettings) -> None:
-        """Nothing to check: scikit-learn is a core dependency."""
 
     def build(self, settings: MLPSettings, n_classes: int, seed: int) -> MLP:
         return MLP(settings, n_classes, seed, self.name)

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mer_bench import hookimpl
 from mer_bench.errors import ModelError
-from mer_bench.types import FoldData
+from mer_bench.types import FoldData, ModelFactory
 from mer_bench_plugins.models.sklearn_io import load_estimators, save_estimators
 
 #: Types beyond skops's defaults (scikit-learn's public estimators, NumPy, builtins) that the
@@ -149,15 +149,12 @@ class SVM:
         save_estimators(folder, self.name, {"pipeline": self.pipeline}, meta)
 
 
-class SVMFactory:
+class SVMFactory(ModelFactory):
     settings_model = SVMSettings
 
     def __init__(self, name: str, feature: str):
         self.name = name
         self.feature = feature
-
-    def check(self, settings: SVMSettings) -> None:
-        """Nothing to check: scikit-learn is a core dependency (the feature checks its own library)."""
 
     def build(self, settings: SVMSettings, n_classes: int, seed: int) -> SVM:
         return SVM(settings, n_classes, seed, self.name)
