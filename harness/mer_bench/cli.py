@@ -213,26 +213,27 @@ def datasets_verify(state: State, names, datasets_, data_dir, config_file, prese
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_DATA", help="Folder holding one folder per dataset.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML run configuration.")
 @click.option("--preset", help="Preset from registry.toml (paper, quick).")
+@click.option("--protocol", help="Evaluation protocol: holdout-kfold (default), cv, lodo, cross, official, or a plugin's.")
 @click.option("--seed", type=int)
-@click.option("--folds", type=int)
+@click.option("--folds", type=int, help="Shortcut for --set protocol.folds=N (holdout-kfold, cv).")
 @click.option("--epochs", type=int, help="Override the model's epochs setting.")
-@click.option("--set", "set_", multiple=True, metavar="[model.|feature.]KEY=VALUE", help="Set a setting of the model (KEY or model.KEY) or of its feature (feature.KEY), repeatable; VALUE is TOML or a bare string.")
+@click.option("--set", "set_", multiple=True, metavar="[model.|feature.|protocol.]KEY=VALUE", help="Set a setting of the model (KEY or model.KEY), of its feature (feature.KEY) or of the protocol (protocol.KEY), repeatable; VALUE is TOML or a bare string.")
 @click.option("--mixed-precision", is_flag=True, help="Train in mixed float16 (models with a mixed_precision setting; for GPUs).")
 @click.option("--jobs", type=int, help="Feature extraction processes (default: one per core).")
-@click.option("--resume", "resume", metavar="RUN_ID", help="Continue an interrupted run at its first unfinished fold.")
+@click.option("--resume", "resume", metavar="RUN_ID", help="Continue an interrupted run: its unfinished units are run, finished ones kept.")
 @click.option("--runs-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_RUNS", default="runs", show_default=True)
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--no-figures", is_flag=True, help="Do not draw the run's figures at the end.")
 @click.pass_obj
 def run(
-    state: State, model, datasets_, data_dir, config_file, preset, seed, folds, epochs, set_, mixed_precision, jobs,
-    resume, runs_dir, no_progress, no_figures,
+    state: State, model, datasets_, data_dir, config_file, preset, protocol, seed, folds, epochs, set_, mixed_precision,
+    jobs, resume, runs_dir, no_progress, no_figures,
 ) -> None:
-    """Run a model on datasets under the protocol, print Tables 3, 4 and 5, and draw its figures."""
+    """Run a model on datasets under an evaluation protocol, print Tables 3, 4 and 5, and draw its figures."""
     from mer_bench.config import build_config, resume_config
     from mer_bench.pipeline import run_benchmark
     from mer_bench.progress import Progress
-    from mer_bench.report import leaderboard, print_table, table3, table4, test_set_table
+    from mer_bench.report import leaderboard, print_table
     from mer_bench.results import RunFolder
 
     overrides = {
@@ -240,37 +241,54 @@ def run(
         "datasets": datasets_,
         "data_dir": data_dir,
         "preset": preset,
+        "protocol": protocol,
         "seed": seed,
-        "folds": folds,
         "jobs": jobs,
-        **_plugin_settings(set_, epochs, mixed_precision),
+        **_plugin_settings(set_, epochs, mixed_precision, folds),
     }
     registry = state.registry()
     if resume:
-        stored = RunFolder.open(runs_dir, resume).read_json("manifest.json")["config"]
+        stored = RunFolder.open(runs_dir, resume).manifest().config
         config = resume_config(registry, stored, overrides, config_file)
     else:
         config = build_config(registry, overrides, config_file)
     with Progress(enabled=not no_progress) as progress:
         folder = run_benchmark(config, state.plugins(), runs_dir, resume=resume, progress=progress, command=sys.argv)
     click.echo(f"run {folder.run_id} written to {folder.path}")
-    summary = folder.read_json("summary.json")
-    if summary["song_groups"]["groups"]:
-        groups = summary["song_groups"]
+    summary = folder.summary()
+    if summary.song_groups["groups"]:
+        groups = summary.song_groups
         click.echo(f"{groups['groups']} songs appear under several ids; their {groups['tracks']} tracks were split together")
-    rebuilt = summary["feature_cache"].get("rebuilt", 0)
+    rebuilt = summary.feature_cache.get("rebuilt", 0)
     if rebuilt:
         click.echo(f"feature cache: {rebuilt} damaged entries failed their checksum and were rebuilt")
-    if summary["excluded"]:
-        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(summary["excluded"].items()))
+    if summary.excluded:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.excluded.items()))
         click.echo(f"excluded tracks ({reasons}): see {folder.path / 'prep-report.csv'}")
-    print_table(table3(folder), "terminal", "Table 3: test-set scores of each fold's model")
-    test_set, title = test_set_table(folder)
-    print_table(test_set, "terminal", title)
-    print_table(table4(folder), "terminal", "Table 4: per-class scores, mean over folds")
+    _print_run_tables(folder, "terminal")
     print_table(leaderboard(registry, [folder]), "terminal", "Table 5: published results and this run")
     if not no_figures:
         _draw_figures(folder, ("png",))
+
+
+def _print_run_tables(folder, fmt: str) -> None:
+    """Table 3, the shared test set or the cross-dataset matrix where the protocol has one, and Table 4."""
+    from mer_bench.report import cross_matrix, print_table, table3, table4, test_set_table
+
+    summary = folder.summary()
+    parts = [(table3(folder), f"Table 3: {folder.run_id}, scores of each unit's model ({summary.protocol.name})")]
+    test_set = test_set_table(folder)
+    if test_set is not None:
+        parts.append(test_set)
+    for metric in ("accuracy", "macro_f1"):
+        matrix = cross_matrix(folder, metric)
+        if matrix is not None:
+            parts.append((matrix, f"Cross-dataset {metric.replace('_', ' ')}: rows fitted on, columns scored on"))
+    parts.append((table4(folder), f"Table 4: {folder.run_id}, per-class scores, mean over units"))
+    for table, title in parts:
+        print_table(table, fmt, title)
+        if fmt != "terminal":
+            click.echo("")
 
 
 def _draw_figures(folder, formats: tuple[str, ...]) -> None:
@@ -286,24 +304,24 @@ def _draw_figures(folder, formats: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.option("--models", help="Comma-separated model plugin names.")
+@click.option("--protocols", help="Comma-separated protocol names: every model runs under each (default: the preset's).")
 @click.option("--datasets", "datasets_", help="'all' or a comma-separated list, shared by every run.")
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_DATA")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML sweep configuration.")
 @click.option("--preset", help="Preset from registry.toml (paper, quick).")
 @click.option("--seed", type=int)
-@click.option("--folds", type=int)
-@click.option("--executor", help="Where fold jobs run: local (default), process, ray, or a plugin's.")
+@click.option("--executor", help="Where unit jobs run: local (default), process, ray, or a plugin's.")
 @click.option("--address", help="Ray cluster address (auto, HOST:6379, ray://HOST:10001).")
 @click.option("--workers", type=int, help="Worker processes of the process executor.")
-@click.option("--retries", type=click.IntRange(min=0), help="Times a failed fold job is run again (default 1).")
+@click.option("--retries", type=click.IntRange(min=0), help="Times a failed unit job is run again (default 1).")
 @click.option("--runs-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_RUNS", default="runs", show_default=True)
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.pass_obj
 def sweep(
-    state: State, models, datasets_, data_dir, config_file, preset, seed, folds, executor, address, workers, retries,
+    state: State, models, protocols, datasets_, data_dir, config_file, preset, seed, executor, address, workers, retries,
     runs_dir, no_progress,
 ) -> None:
-    """Run several models on the same datasets, all fold jobs through one executor; resumable."""
+    """Run several models (under several protocols) on the same datasets, all unit jobs through one executor; resumable."""
     from mer_bench.progress import Progress
     from mer_bench.report import leaderboard, print_table
     from mer_bench.sweep import build_sweep, run_configs, run_sweep
@@ -311,11 +329,11 @@ def sweep(
     executor_settings = {k: v for k, v in (("address", address), ("workers", workers)) if v is not None}
     overrides = {
         "models": models,
+        "protocols": protocols,
         "datasets": datasets_,
         "data_dir": data_dir,
         "preset": preset,
         "seed": seed,
-        "folds": folds,
         "executor": executor,
         "retries": retries,
         "executor_settings": executor_settings,
@@ -331,17 +349,18 @@ def sweep(
     for outcome in result.failures:
         click.echo(f"error: {outcome.job.label} failed after {plan.retries + 1} attempts: {outcome.error}", err=True)
     if result.failures:
-        click.echo("run the same sweep again to retry the failed folds; finished folds are kept", err=True)
+        click.echo("run the same sweep again to retry the failed units; finished units are kept", err=True)
         sys.exit(1)
 
 
 #: What ``--set`` can address, by the prefix of its key, and the config table each fills.
-SET_TARGETS = {"model": "model_settings", "feature": "feature_settings"}
+SET_TARGETS = {"model": "model_settings", "feature": "feature_settings", "protocol": "protocol_settings"}
 
 
-def _plugin_settings(pairs: tuple[str, ...], epochs: int | None, mixed_precision: bool) -> dict:
-    """``model_settings`` and ``feature_settings`` from ``--set [model.|feature.]KEY=VALUE``
-    pairs and the shortcut flags (None where nothing was set, so the config file's stay)."""
+def _plugin_settings(pairs: tuple[str, ...], epochs: int | None, mixed_precision: bool, folds: int | None = None) -> dict:
+    """``model_settings``, ``feature_settings`` and ``protocol_settings`` from ``--set
+    [model.|feature.|protocol.]KEY=VALUE`` pairs and the shortcut flags (None where nothing
+    was set, so the config file's stay)."""
     import tomllib
 
     from mer_bench.errors import ConfigError
@@ -355,7 +374,7 @@ def _plugin_settings(pairs: tuple[str, ...], epochs: int | None, mixed_precision
         if dot and target not in SET_TARGETS:
             raise ConfigError(
                 f"--set {key.strip()}: {target!r} is not something --set configures; "
-                f"prefix a key with {' or '.join(f'{t}.' for t in SET_TARGETS)} (no prefix: the model)"
+                f"prefix a key with {', '.join(f'{t}.' for t in SET_TARGETS)} (no prefix: the model)"
             )
         try:
             value = tomllib.loads(f"v = {text}")["v"]
@@ -366,17 +385,19 @@ def _plugin_settings(pairs: tuple[str, ...], epochs: int | None, mixed_precision
         tables["model_settings"]["epochs"] = epochs
     if mixed_precision:
         tables["model_settings"]["mixed_precision"] = True
+    if folds is not None:
+        tables["protocol_settings"]["folds"] = folds
     return {table: values or None for table, values in tables.items()}
 
 
 @cli.command()
-@click.option("--run", "run_id", required=True, help="The run whose fold models predict.")
-@click.option("--fold", type=int, help="One fold's model (default: the mean of every fold's probabilities).")
+@click.option("--run", "run_id", required=True, help="The run whose unit models predict.")
+@click.option("--unit", type=int, help="One unit's model (default: the mean of every unit's probabilities).")
 @click.option("--runs-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_RUNS", default="runs", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.pass_obj
-def predict(state: State, run_id: str, fold: int | None, runs_dir: Path, as_json: bool, files: tuple[Path, ...]) -> None:
+def predict(state: State, run_id: str, unit: int | None, runs_dir: Path, as_json: bool, files: tuple[Path, ...]) -> None:
     """Quadrant and class probabilities for audio FILEs, from a run's models.
 
     Exits with 1 when a file could not be used (missing, undecodable or too short).
@@ -385,12 +406,12 @@ def predict(state: State, run_id: str, fold: int | None, runs_dir: Path, as_json
     from mer_bench.report import print_table
     from mer_bench.results import RunFolder
 
-    table, excluded = predict_files(RunFolder.open(runs_dir, run_id), state.plugins(), list(files), fold)
+    table, excluded = predict_files(RunFolder.open(runs_dir, run_id), state.plugins(), list(files), unit)
     failed = [{"file": str(files[int(e.track_id)]), "reason": e.reason, "detail": e.detail} for e in excluded]
     if as_json:
-        click.echo(json.dumps({"run_id": run_id, "fold": fold, "predictions": table.to_dict("records"), "failed": failed}, indent=2))
+        click.echo(json.dumps({"run_id": run_id, "unit": unit, "predictions": table.to_dict("records"), "failed": failed}, indent=2))
     else:
-        print_table(table, "terminal", f"predictions of run {run_id}" + (f", fold {fold}" if fold is not None else ""))
+        print_table(table, "terminal", f"predictions of run {run_id}" + (f", unit {unit}" if unit is not None else ""))
         for f in failed:
             click.echo(f"error: {f['file']}: {f['reason']}: {f['detail']}", err=True)
     if failed:
@@ -483,8 +504,8 @@ def cache_clear(yes: bool) -> None:
 @click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), help="Write one self-contained HTML report (tables and figures) instead.")
 @click.pass_obj
 def report(state: State, run_id: str, runs_dir: Path, fmt: str, html_file: Path | None) -> None:
-    """Print Table 3 (per fold) and Table 4 (per class) of a run, or write its HTML report."""
-    from mer_bench.report import print_table, table3, table4, test_set_table
+    """Print Table 3 (per unit), the test set or cross-dataset matrix, and Table 4 (per class) of a run, or write its HTML report."""
+    from mer_bench.report import cross_matrix, table3, table4
     from mer_bench.results import RunFolder
 
     folder = RunFolder.open(runs_dir, run_id)
@@ -494,24 +515,24 @@ def report(state: State, run_id: str, runs_dir: Path, fmt: str, html_file: Path 
         _write_html(html_file, run_report_html(folder))
         return
     if fmt == "json":
+        summary = folder.summary()
+        matrices = {m: cross_matrix(folder, m) for m in ("accuracy", "macro_f1")}
         click.echo(
             json.dumps(
                 {
                     "run_id": folder.run_id,
+                    "protocol": summary.protocol.model_dump(mode="json"),
                     "table3": json.loads(table3(folder).to_json(orient="records")),
-                    "test_set": folder.read_json("summary.json").get("test_set"),
+                    "test_set": summary.test_set and summary.test_set.model_dump(mode="json"),
+                    "repeats": summary.repeats and summary.repeats.model_dump(mode="json"),
+                    "cross": {m: json.loads(t.to_json(orient="records")) for m, t in matrices.items() if t is not None},
                     "table4": json.loads(table4(folder).to_json(orient="records")),
                 },
                 indent=2,
             )
         )
         return
-    table, title = test_set_table(folder)
-    for part, part_title in ((table3(folder), f"Table 3: {folder.run_id}"), (table, title)):
-        print_table(part, fmt, part_title)
-        if fmt != "terminal":
-            click.echo("")
-    print_table(table4(folder), fmt, f"Table 4: {folder.run_id}")
+    _print_run_tables(folder, fmt)
 
 
 @cli.command("leaderboard")
@@ -561,7 +582,7 @@ def figures(run_id: str, runs_dir: Path, svg: bool) -> None:
 @click.option("--resamples", type=click.IntRange(min=100), default=2000, show_default=True, help="Bootstrap resamples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 def compare(run_a: str, run_b: str, runs_dir: Path, fmt: str, resamples: int, seed: int) -> None:
-    """Paired tests of RUN_A against RUN_B on their shared splits (McNemar per fold, bootstrap of macro F1)."""
+    """Paired tests of RUN_A against RUN_B on their shared splits (McNemar per unit, bootstrap of macro F1)."""
     from mer_bench.compare import compare_runs
     from mer_bench.report import print_table
     from mer_bench.results import RunFolder
@@ -576,7 +597,7 @@ def compare(run_a: str, run_b: str, runs_dir: Path, fmt: str, resamples: int, se
                 {
                     "run_a": run_a,
                     "run_b": run_b,
-                    "folds": json.loads(result.folds.to_json(orient="records")),
+                    "units": json.loads(result.units.to_json(orient="records")),
                     "macro_f1_difference": result.f1_difference,
                     "interval": [low, high],
                     "confidence": result.confidence,
@@ -586,7 +607,7 @@ def compare(run_a: str, run_b: str, runs_dir: Path, fmt: str, resamples: int, se
             )
         )
         return
-    print_table(result.folds, fmt, f"McNemar's exact test: A = {run_a}, B = {run_b}")
+    print_table(result.units, fmt, f"McNemar's exact test: A = {run_a}, B = {run_b}")
     click.echo(
         f"macro F1, A - B: {result.f1_difference:+.3f} ({result.confidence:.0%} paired bootstrap interval "
         f"{low:+.3f} to {high:+.3f}, {result.resamples} resamples of test tracks)"

@@ -1,14 +1,15 @@
-"""Paired comparison of two runs on the same splits: McNemar's exact test and a bootstrap.
+"""Paired comparison of two runs on the same units: McNemar's exact test and a bootstrap.
 
-Two runs can be paired only when every track sits in the same split and fold in both,
-which ``splits.csv`` records byte for byte. Each fold's models then predicted the same
-test tracks, so per fold the question is whether the discordant tracks (one model right,
-the other wrong) split evenly: McNemar's exact test (a two-sided binomial test on them).
-The folds share one test set, so their predictions are not pooled into one test as if
-they were independent tracks: the overall test is McNemar's on the fold ensembles (each
-run's mean of its fold models' probabilities per test track), whose unit is a track. The
-macro-F1 difference gets a paired bootstrap over test tracks (each resample keeps a
-track's predictions from every fold together) with a percentile confidence interval.
+Two runs can be paired only when every track plays the same role in the same units in
+both, which ``splits.csv`` records byte for byte (any protocol). Each unit's models then
+predicted the same test tracks, so per unit the question is whether the discordant tracks
+(one model right, the other wrong) split evenly: McNemar's exact test (a two-sided
+binomial test on them). Units may score the same track (every fold of ``holdout-kfold``
+scores one test set), so their predictions are not pooled as if they were independent
+tracks: the overall test is McNemar's on the per-track ensembles (each run's mean of its
+unit models' probabilities per test track), whose unit is a track. The macro-F1
+difference gets a paired bootstrap over test tracks (each resample keeps a track's
+predictions from every unit together) with a percentile confidence interval.
 """
 
 from __future__ import annotations
@@ -18,17 +19,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mer_bench.config import upgrade_stored
 from mer_bench.errors import RunError
 from mer_bench.heldout import fold_ensemble
-from mer_bench.results import RunFolder, fold_numbers
+from mer_bench.results import RunFolder
 
 
 @dataclass
 class Comparison:
-    """Per-fold and fold-ensemble McNemar tests, and the bootstrap of the macro-F1 difference (A - B)."""
+    """Per-unit and per-track-ensemble McNemar tests, and the bootstrap of the macro-F1 difference (A - B)."""
 
-    folds: pd.DataFrame
+    units: pd.DataFrame
     f1_difference: float
     f1_interval: tuple[float, float]
     confidence: float
@@ -46,40 +46,43 @@ def mcnemar_exact(a_right: np.ndarray, b_right: np.ndarray) -> tuple[int, int, f
     return only_a, only_b, float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
 
 
-def _predictions(folder: RunFolder, folds: int) -> pd.DataFrame:
-    if not all(folder.fold_done(k) for k in fold_numbers(folds)):
-        raise RunError(f"run {folder.run_id} is unfinished; resume it before comparing")
-    predictions = folder.fold_predictions(folds)
-    empty = [k for k in fold_numbers(folds) if not (predictions["fold"] == k).any()]
+def _predictions(folder: RunFolder, units: list[int]) -> pd.DataFrame:
+    if not all(folder.unit_done(k) for k in units):
+        raise RunError(f"run {folder.run_id} is unfinished; `{folder.resume_command()}` finishes it before comparing")
+    predictions = folder.unit_predictions(units)
+    empty = [k for k in units if not (predictions["unit"] == k).any()]
     if empty:
         raise RunError(
-            f"run {folder.run_id}: fold-{empty[0]}/predictions.csv holds no predictions (a damaged run folder); "
+            f"run {folder.run_id}: unit-{empty[0]}/predictions.csv holds no predictions (a damaged run folder); "
             "re-run it to compare it"
         )
     return predictions
 
 
-def _check_paired(a: RunFolder, b: RunFolder) -> int:
-    """The number of folds, or RunError saying why the runs cannot be paired."""
+def _check_paired(a: RunFolder, b: RunFolder) -> list[str]:
+    """The unit labels, or RunError saying why the runs cannot be paired."""
+    ma, mb = a.manifest(), b.manifest()
     splits_a, splits_b = (f.path / "splits.csv" for f in (a, b))
     if splits_a.read_bytes() != splits_b.read_bytes():
-        ca, cb = (upgrade_stored(f.read_json("manifest.json")["config"]) for f in (a, b))
-        differ = [k for k in ("datasets", "seed", "folds", "test_size", "clip_seconds", "selection") if ca.get(k) != cb.get(k)]
+        ca, cb = ma.config, mb.config
+        keys = ("datasets", "seed", "protocol", "protocol_settings", "clip_seconds", "selection")
+        differ = [k for k in keys if ca.get(k) != cb.get(k)]
         why = f"they differ in {', '.join(differ)}" if differ else "the same settings gave different data"
         raise RunError(
             f"runs {a.run_id} and {b.run_id} were split differently ({why}); a paired test needs the same "
             "splits: re-run one of them with the other's datasets, seed and protocol"
         )
-    return a.read_json("summary.json")["folds"]
+    return ma.units
 
 
 def compare_runs(a: RunFolder, b: RunFolder, *, resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> Comparison:
-    """Compare run ``a`` with run ``b`` fold by fold on their shared test set."""
+    """Compare run ``a`` with run ``b`` unit by unit on their shared splits."""
     from sklearn.metrics import f1_score
 
-    folds = _check_paired(a, b)
-    pa, pb = _predictions(a, folds), _predictions(b, folds)
-    merged = pa.merge(pb, on=["fold", "uid"], suffixes=("_a", "_b"), validate="one_to_one")
+    labels = _check_paired(a, b)
+    units = list(range(1, len(labels) + 1))
+    pa, pb = _predictions(a, units), _predictions(b, units)
+    merged = pa.merge(pb, on=["unit", "uid"], suffixes=("_a", "_b"), validate="one_to_one")
     if len(merged) != len(pa) or len(merged) != len(pb):
         raise RunError(f"runs {a.run_id} and {b.run_id} predicted different test tracks; their features differ")
     merged["right_a"] = merged["predicted_a"] == merged["true_a"]
@@ -89,12 +92,14 @@ def compare_runs(a: RunFolder, b: RunFolder, *, resamples: int = 2000, confidenc
     ensembles["right_a"] = ensembles["predicted_a"] == ensembles["true_a"]
     ensembles["right_b"] = ensembles["predicted_b"] == ensembles["true_b"]
     rows = []
-    parts = [(f"Fold {k}", merged[merged["fold"] == k]) for k in fold_numbers(folds)]
-    for name, part in [*parts, ("Fold ensemble", ensembles)]:
+    parts = [(label, merged[merged["unit"] == k]) for k, label in zip(units, labels)]
+    # Each track once: the mean of a run's unit models that scored it (the fold ensemble of holdout-kfold).
+    overall = "Fold ensemble" if all(label.startswith("Fold ") for label in labels) else "Ensemble per track"
+    for name, part in [*parts, (overall, ensembles)]:
         only_a, only_b, p = mcnemar_exact(part["right_a"].to_numpy(), part["right_b"].to_numpy())
         rows.append(
             {
-                "Fold": name,
+                "Unit": name,
                 "Tracks": len(part),
                 f"Accuracy {a.run_id}": part["right_a"].mean(),
                 f"Accuracy {b.run_id}": part["right_b"].mean(),

@@ -11,8 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from mer_bench.errors import ConfigError
 from mer_bench.registry import Preset, Registry
-from mer_bench.selection import OTHERS, Policy
+from mer_bench.selection import Policy
 
+#: Run settings that became a protocol's, and where they went.
+MOVED_TO_PROTOCOL = (
+    "{key} is a setting of the evaluation protocol now: put it under [protocol_settings] (with "
+    'protocol = "holdout-kfold" or "cv"), or pass --set protocol.{key}=VALUE'
+)
 #: What an old ``balance`` setting says today.
 BALANCE_REPLACED = (
     "balance was replaced by a [selection] table: per dataset \"none\", \"equalise\" or { cap = N }, "
@@ -30,8 +35,9 @@ class RunConfig(BaseModel):
     preset: str = "paper"
     #: numpy's and scikit-learn's seeds are unsigned 32-bit integers.
     seed: int = Field(0, ge=0, lt=2**32)
-    folds: int = Field(5, ge=2)
-    test_size: float = Field(0.1, gt=0, lt=1)
+    #: The evaluation protocol (a protocol plugin's name) and its settings.
+    protocol: str = "holdout-kfold"
+    protocol_settings: dict[str, Any] = Field(default_factory=dict)
     clip_seconds: float = Field(24.0, gt=0, allow_inf_nan=False)
     #: Per dataset name ("*": the others), which prepared tracks to keep (mer_bench.selection).
     selection: dict[str, Policy] = Field(default_factory=dict)
@@ -47,14 +53,26 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_balance(cls, values: Any) -> Any:
-        if isinstance(values, dict) and "balance" in values:
-            raise ValueError(BALANCE_REPLACED)
+    def _no_old_keys(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            problem = old_key_problem(values)
+            if problem:
+                raise ValueError(problem)
         return values
 
     def comparable(self) -> dict[str, Any]:
         """The fields that decide results (locations and worker counts excluded), for resume checks."""
         return self.model_dump(mode="json", exclude={"data_dir", "paths", "jobs"})
+
+
+def old_key_problem(values: dict[str, Any]) -> str | None:
+    """What to write instead of a setting older mer-bench versions took, if ``values`` has one."""
+    if "balance" in values:
+        return BALANCE_REPLACED
+    for key in ("folds", "test_size"):
+        if key in values:
+            return MOVED_TO_PROTOCOL.format(key=key)
+    return None
 
 
 def expand_datasets(names: list[str], registry: Registry) -> list[str]:
@@ -98,8 +116,9 @@ def _field_adapter(name: str) -> TypeAdapter:
 def check_values(values: dict[str, Any], owner: str) -> dict[str, Any]:
     """``values`` with each :class:`RunConfig` field among them validated on its own; other
     keys (a sweep's, say) pass unchanged for their own readers to check."""
-    if "balance" in values:
-        raise ConfigError(f"invalid {owner}: {BALANCE_REPLACED}")
+    problem = old_key_problem(values)
+    if problem:
+        raise ConfigError(f"invalid {owner}: {problem}")
     out, problems = dict(values), []
     for name, value in values.items():
         if name not in RunConfig.model_fields or (name == "datasets" and isinstance(value, str)):  # "a,b" is expanded later
@@ -116,7 +135,7 @@ def check_values(values: dict[str, Any], owner: str) -> dict[str, Any]:
 def file_setting(values: dict[str, Any], name: str, preset: Preset | None = None) -> Any:
     """A run setting from checked config-file ``values``, else from ``preset``, else the run's
     default for it; ``selection`` merges the preset's table and the file's, dataset by dataset."""
-    from_preset = preset.protocol_values() if preset else {}
+    from_preset = preset.run_values() if preset else {}
     if name == "selection":
         return check_values({"selection": {**from_preset.get(name, {}), **values.get(name, {})}}, "selection")[name]
     if name in values:
@@ -126,22 +145,6 @@ def file_setting(values: dict[str, Any], name: str, preset: Preset | None = None
     return RunConfig.model_fields[name].get_default(call_default_factory=True)
 
 
-def upgrade_stored(config: dict[str, Any]) -> dict[str, Any]:
-    """A run config as a manifest of an older mer-bench stored it, in today's fields: ``balance``
-    becomes the ``selection`` that keeps the same tracks."""
-    if "balance" not in config:
-        return config
-    config = dict(config)
-    balance = config.pop("balance")
-    if balance is True:
-        config["selection"] = {OTHERS: "equalise"}
-    elif not balance:
-        config["selection"] = {OTHERS: "none"}
-    else:
-        config["selection"] = {OTHERS: "none", **{name: "equalise" for name in balance}}
-    return config
-
-
 def build_config(
     registry: Registry,
     overrides: dict[str, Any],
@@ -149,20 +152,24 @@ def build_config(
 ) -> RunConfig:
     """Merge defaults, the preset, the config file and ``overrides`` (None values ignored).
 
-    ``overrides`` may hold ``model_settings`` and ``feature_settings`` dicts, merged key by key.
+    ``overrides`` may hold ``model_settings``, ``feature_settings`` and ``protocol_settings``
+    dicts, merged key by key. The preset's settings of a protocol apply only to runs of that
+    protocol, as its settings of a model only to runs of that model.
     """
     file_values = read_config_file(config_file) if config_file else {}
     given = {k: v for k, v in overrides.items() if v is not None}
     preset_name = given.get("preset") or file_values.get("preset") or "paper"
     preset = registry.preset(preset_name)
-    values: dict[str, Any] = {**preset.protocol_values(), **file_values, **given, "preset": preset_name}
+    values: dict[str, Any] = {**preset.run_values(), **file_values, **given, "preset": preset_name}
     values["selection"] = {**preset.selection, **file_values.get("selection", {}), **given.get("selection", {})}
     model = values.get("model")
     if not model:
         raise ConfigError("no model given: pass --model NAME or set model in the config file")
+    protocol = values.get("protocol") or RunConfig.model_fields["protocol"].default
     for key, preset_part in (
         ("model_settings", preset.models.get(model, {})),
         ("feature_settings", preset.feature_settings.get(model, {})),
+        ("protocol_settings", preset.protocols.get(protocol, {})),
     ):
         values[key] = {**preset_part, **file_values.get(key, {}), **given.get(key, {})}
     return _validate(values, registry)
@@ -181,9 +188,8 @@ def resume_config(
     """
     file_values = read_config_file(config_file) if config_file else {}
     given = {k: v for k, v in {**file_values, **overrides}.items() if v is not None}
-    stored = upgrade_stored(stored)
     values = {**stored, **given}
-    for key in ("model_settings", "feature_settings", "selection"):
+    for key in ("model_settings", "feature_settings", "protocol_settings", "selection"):
         values[key] = {**stored.get(key, {}), **given.get(key, {})}
     return _validate(values, registry)
 

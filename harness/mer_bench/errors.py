@@ -72,5 +72,10 @@ class FigureUnavailable(MerBenchError):
     """A run cannot show a figure (a model with no per-epoch loss, a feature that is not an image)."""
 
 
+class ProtocolError(MerBenchError):
+    """An evaluation protocol cannot run on these datasets or settings (``lodo`` with one dataset,
+    ``official`` on a dataset that defines no split)."""
+
+
 class ExecutorError(MerBenchError):
     """An executor cannot run jobs here (a missing library, an unreachable cluster)."""

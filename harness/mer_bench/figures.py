@@ -21,7 +21,8 @@ from sklearn.metrics import confusion_matrix, f1_score
 
 from mer_bench.atomic import atomic_write
 from mer_bench.errors import FigureUnavailable, RunError
-from mer_bench.results import RunFolder, fold_numbers
+from mer_bench.report import cross_matrix
+from mer_bench.results import RunFolder
 from mer_bench.types import QUADRANTS
 
 #: One colour per quadrant in every figure (matplotlib's tab10 red, purple, blue, green).
@@ -30,17 +31,16 @@ EXCLUDED_COLOUR = "#7f7f7f"
 FORMATS = ("png", "svg")
 
 
-def _folds(folder: RunFolder) -> list[int]:
-    folds = folder.read_json("manifest.json")["config"]["folds"]
-    done = [k for k in fold_numbers(folds) if folder.fold_done(k)]
+def _units(folder: RunFolder) -> list[int]:
+    done = folder.finished_units(folder.manifest().unit_numbers())
     if not done:
-        raise FigureUnavailable(f"run {folder.run_id} has no finished fold yet")
+        raise FigureUnavailable(f"run {folder.run_id} has no finished unit yet")
     return done
 
 
 def pooled_predictions(folder: RunFolder) -> pd.DataFrame:
-    """Every finished fold's test predictions (column ``fold``), with each track's dataset and genre."""
-    predictions = folder.fold_predictions(max(_folds(folder)))
+    """Every finished unit's test predictions (column ``unit``), with each track's dataset and genre."""
+    predictions = folder.unit_predictions(_units(folder))
     tracks = folder.read_csv("tracks.csv")[["uid", "dataset", "genre"]]
     return predictions.merge(tracks, on="uid", how="left", validate="many_to_one")
 
@@ -53,9 +53,9 @@ def va_plane(folder: RunFolder) -> Figure:
     report = folder.read_csv("prep-report.csv")
     if "arousal" not in report.columns:  # runs from before the report carried labels
         report = report.assign(arousal=np.nan, valence=np.nan)
-    manifest = folder.read_json("manifest.json")
-    scales = manifest.get("scales", {})
-    policies = manifest.get("selection", {})
+    manifest = folder.manifest()
+    scales = manifest.scales
+    policies = manifest.selection
     datasets = sorted(set(tracks["dataset"]) | set(report["dataset"]))
     fig = Figure(figsize=(4.2 * len(datasets), 5.4), layout="constrained")
     axes = fig.subplots(1, len(datasets), squeeze=False)[0]
@@ -82,11 +82,11 @@ def va_plane(folder: RunFolder) -> Figure:
         )
         scale = scales.get(name)
         if scale:
-            midpoint = (scale["low"] + scale["high"]) / 2
+            midpoint = (scale.low + scale.high) / 2
             ax.axvline(midpoint, color="black", linewidth=0.8, linestyle="--")
             ax.axhline(midpoint, color="black", linewidth=0.8, linestyle="--")
-            ax.set_xlim(scale["low"], scale["high"])
-            ax.set_ylim(scale["low"], scale["high"])
+            ax.set_xlim(scale.low, scale.high)
+            ax.set_ylim(scale.low, scale.high)
         ax.set_xlabel("Valence")
         ax.set_ylabel("Arousal")
         # Below the plane, so that no point hides behind it.
@@ -111,12 +111,12 @@ def _as_picture(array: np.ndarray) -> tuple[np.ndarray, str] | None:
 
 
 def feature_examples(folder: RunFolder) -> Figure:
-    """Figure 3: one development track per quadrant as the model receives it (after the
+    """Figure 3: one training track per quadrant as the model receives it (after the
     feature's per-dataset finishing), when the feature is an image or a spectrogram."""
     path = folder.path / "feature-examples.npz"
     if not path.is_file():
         raise FigureUnavailable("this run saved no feature examples (feature-examples.npz)")
-    feature = folder.read_json("manifest.json")["feature"]["name"]
+    feature = folder.manifest().feature.name
     with np.load(path) as data:
         examples = {q: (data[q], str(data[f"{q}_uid"])) for q in QUADRANTS if q in data.files}
     if not examples:
@@ -137,16 +137,18 @@ def feature_examples(folder: RunFolder) -> Figure:
 
 
 def split_counts(folder: RunFolder) -> Figure:
-    """Figure 4: tracks per quadrant and dataset in the development part (the cross-validation
-    folds' training and validation tracks) and in the held-out test set."""
+    """Figure 4: tracks per quadrant and dataset that the run fits on (training and validation
+    parts of any unit) and that it scores (test part of any unit)."""
     splits = folder.read_csv("splits.csv")
     datasets = sorted(splits["dataset"].unique())
     fig = Figure(figsize=(max(6.0, 2.2 * len(datasets)) * 2, 4.0), layout="constrained")
     axes = fig.subplots(1, 2)
     width = 0.8 / len(QUADRANTS)
-    for ax, (part, title) in zip(axes, (("dev", "development (train + validation)"), ("test", "held-out test"))):
+    parts = ((("train", "val"), "fitted on (train + validation)"), (("test",), "scored (test)"))
+    for ax, (roles, title) in zip(axes, parts):
         counts = (
-            splits[splits["split"] == part]
+            splits[splits["role"].isin(roles)]
+            .drop_duplicates("uid")
             .groupby(["dataset", "quadrant"])
             .size()
             .unstack(fill_value=0)
@@ -165,17 +167,25 @@ def split_counts(folder: RunFolder) -> Figure:
     return fig
 
 
+#: Training curves of more units than this are not drawn side by side.
+MAX_CURVES = 12
+
+
 def training_curves(folder: RunFolder) -> Figure:
-    """Figure 5: training and validation loss per epoch in each fold, with the epoch whose
+    """Figure 5: training and validation loss per epoch in each unit, with the epoch whose
     weights early stopping kept."""
-    histories = {k: folder.read_csv(f"fold-{k}/history.csv") for k in _folds(folder)}
-    model = folder.read_json("manifest.json")["model"]["name"]
+    manifest = folder.manifest()
+    units = _units(folder)
+    if len(units) > MAX_CURVES:
+        raise FigureUnavailable(f"{len(units)} units are too many to draw side by side (at most {MAX_CURVES})")
+    histories = {k: folder.read_csv(f"unit-{k}/history.csv") for k in units}
+    model = manifest.model.name
     if not all({"epoch", "loss", "val_loss"} <= set(h.columns) for h in histories.values()):
         columns = ", ".join(next(iter(histories.values())).columns)
         raise FigureUnavailable(f"{model} records no per-epoch loss (its history has: {columns})")
     fig = Figure(figsize=(3.4 * len(histories), 3.6), layout="constrained")
     axes = fig.subplots(1, len(histories), squeeze=False, sharey=True)[0]
-    for ax, (fold, history) in zip(axes, histories.items()):
+    for ax, (unit, history) in zip(axes, histories.items()):
         ax.plot(history["epoch"], history["loss"], label="training", color="#1f77b4")
         ax.plot(history["epoch"], history["val_loss"], label="validation", color="#ff7f0e")
         # ``kept`` is True on one row and empty on the others.
@@ -183,7 +193,7 @@ def training_curves(folder: RunFolder) -> Figure:
         if len(kept):
             epoch = int(kept["epoch"].iloc[0])
             ax.axvline(epoch, color="black", linestyle=":", linewidth=1, label=f"kept epoch {epoch}")
-        ax.set_title(f"Fold {fold}", fontsize=10)
+        ax.set_title(manifest.units[unit - 1], fontsize=10)
         ax.set_xlabel("Epoch")
         ax.legend(fontsize=7)
     axes[0].set_ylabel("Loss (cross-entropy)")
@@ -191,7 +201,7 @@ def training_curves(folder: RunFolder) -> Figure:
 
 
 def confusion(folder: RunFolder) -> Figure:
-    """The test-set confusion matrix pooled over folds: counts, and each true quadrant's row
+    """The test-set confusion matrix pooled over units: counts, and each true quadrant's row
     normalised to the share of its tracks predicted as each quadrant."""
     pooled = pooled_predictions(folder)
     counts = confusion_matrix(pooled["true"], pooled["predicted"], labels=list(QUADRANTS))
@@ -199,9 +209,9 @@ def confusion(folder: RunFolder) -> Figure:
     shares = np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float), where=totals > 0)
     fig = Figure(figsize=(9.0, 4.2), layout="constrained")
     axes = fig.subplots(1, 2)
-    folds = pooled["fold"].nunique()
+    units = pooled["unit"].nunique()
     for ax, matrix, title, fmt in (
-        (axes[0], counts, f"counts ({folds} folds x {len(pooled) // folds} test tracks)", "{:d}"),
+        (axes[0], counts, f"counts ({units} units, {len(pooled)} test predictions)", "{:d}"),
         (axes[1], shares, "row-normalised", "{:.2f}"),
     ):
         image = ax.imshow(matrix, cmap="Blues", vmin=0)
@@ -219,7 +229,7 @@ def confusion(folder: RunFolder) -> Figure:
 
 
 def breakdown_table(folder: RunFolder) -> pd.DataFrame:
-    """Accuracy and macro F1 on the test set pooled over folds, per source dataset and per
+    """Accuracy and macro F1 on the test parts pooled over units, per source dataset and per
     genre (where the dataset gives one): columns ``by``, ``group``, ``tracks``, ``accuracy``,
     ``macro_f1``."""
     pooled = pooled_predictions(folder)
@@ -239,7 +249,7 @@ def breakdown_table(folder: RunFolder) -> pd.DataFrame:
 
 
 def recall_by_dataset(folder: RunFolder) -> pd.DataFrame:
-    """Recall of each quadrant within each source dataset, pooled over folds (NaN: no such test track)."""
+    """Recall of each quadrant within each source dataset, pooled over units (NaN: no such test track)."""
     pooled = pooled_predictions(folder)
     hit = (pooled["true"] == pooled["predicted"]).astype(float)
     table = hit.groupby([pooled["dataset"], pooled["true"]]).mean().unstack()
@@ -277,6 +287,29 @@ def breakdown(folder: RunFolder) -> Figure:
     return fig
 
 
+def cross_heatmap(folder: RunFolder) -> Figure:
+    """The cross-dataset matrix: accuracy and macro F1 of the model fitted on each dataset
+    (rows) on each dataset it was scored on (columns); the diagonal is the within-dataset
+    score on held-out songs."""
+    matrices = [(metric, cross_matrix(folder, metric)) for metric in ("accuracy", "macro_f1")]
+    if matrices[0][1] is None:
+        raise FigureUnavailable("its units do not each fit on one dataset and score another (protocol cross draws it)")
+    fig = Figure(figsize=(11.0, 4.6), layout="constrained")
+    for ax, (metric, table) in zip(fig.subplots(1, 2), matrices):
+        values = table.set_index("Trained on").to_numpy(dtype=float)
+        image = ax.imshow(values, cmap="viridis", vmin=0, vmax=1)
+        for (i, j), value in np.ndenumerate(values):
+            text = "" if np.isnan(value) else f"{value:.2f}"
+            ax.text(j, i, text, ha="center", va="center", color="white" if value < 0.6 else "black", fontsize=9)
+        ax.set_xticks(range(values.shape[1]), table.columns[1:], rotation=20)
+        ax.set_yticks(range(values.shape[0]), table["Trained on"])
+        ax.set_xlabel("Scored on")
+        ax.set_ylabel("Fitted on")
+        ax.set_title(metric.replace("_", " "), fontsize=10)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig
+
+
 #: The figures of a run, in the order a report shows them: (file name, function).
 RUN_FIGURES: tuple[tuple[str, Callable[[RunFolder], Figure]], ...] = (
     ("va-plane", va_plane),
@@ -285,6 +318,7 @@ RUN_FIGURES: tuple[tuple[str, Callable[[RunFolder], Figure]], ...] = (
     ("training-curves", training_curves),
     ("confusion", confusion),
     ("breakdown", breakdown),
+    ("cross-datasets", cross_heatmap),
 )
 
 
@@ -333,7 +367,7 @@ def save_figures(folder: RunFolder, formats: tuple[str, ...] = ("png",)) -> list
 
 def leaderboard_figure(table: pd.DataFrame, metric: str) -> Figure:
     """Each system's ``metric`` in a leaderboard table (:func:`mer_bench.report.leaderboard`):
-    published values as diamonds, re-runs as dots with their std over folds."""
+    published values as diamonds, re-runs as dots with their std over units."""
     rows = table[table["Metric"] == metric].reset_index(drop=True)
     if rows.empty:
         raise FigureUnavailable(f"the leaderboard has no {metric} rows")

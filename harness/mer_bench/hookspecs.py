@@ -17,7 +17,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from mer_bench.executors import Executor
-    from mer_bench.types import DatasetLoader, FeatureExtractor, LabelConverter, ModelFactory
+    from mer_bench.types import DatasetLoader, EvaluationProtocol, FeatureExtractor, LabelConverter, ModelFactory
 
 PROJECT = "mer_bench"
 
@@ -60,6 +60,16 @@ def mer_bench_models() -> list[ModelFactory]:
     A factory names the feature it consumes and builds a fresh model for every fold;
     the model fits on the fold's train part, stops early on its validation part, and
     predicts class probabilities for the test set.
+    """
+
+
+@hookspec
+def mer_bench_protocols() -> list[EvaluationProtocol]:
+    """Return the evaluation protocols this plugin provides.
+
+    A protocol turns a run's prepared track table into evaluation units, each with its
+    train, validation and test tracks and a label ("Fold 3", "test on pmemo"); one model
+    is fitted and scored per unit (see :class:`mer_bench.types.EvaluationProtocol`).
     """
 
 

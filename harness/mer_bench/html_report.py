@@ -18,8 +18,9 @@ from markupsafe import Markup
 from mer_bench import __version__
 from mer_bench.errors import FigureUnavailable
 from mer_bench.figures import RUN_FIGURES, breakdown_table, caption, figure_bytes, leaderboard_figure
-from mer_bench.report import table3, table4, test_set_table
+from mer_bench.report import cross_matrix, table3, table4, test_set_table
 from mer_bench.results import RunFolder
+from mer_bench.run_records import Manifest
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -57,39 +58,39 @@ def _embed(name: str, text: str, draw) -> Embedded:
     return Embedded(name, text, src="data:image/png;base64," + base64.b64encode(figure_bytes(fig)).decode("ascii"))
 
 
-def _facts(manifest: dict) -> list[tuple[str, str]]:
+def _facts(manifest: Manifest) -> list[tuple[str, str]]:
     """The manifest entries a reader checks first, as (label, text) rows."""
-    config = manifest["config"]
-    git = manifest.get("git") or {}
-    data = manifest.get("data", {})
+    config = manifest.config
+    git = manifest.git or {}
     return [
-        ("Command", " ".join(manifest.get("command") or []) or "(not recorded)"),
-        ("Model", f"{manifest['model']['name']} {json.dumps(manifest['model']['settings'], sort_keys=True)}"),
-        ("Feature", f"{manifest['feature']['name']} {json.dumps(manifest['feature']['settings'], sort_keys=True)}"),
+        ("Command", " ".join(manifest.command) or "(not recorded)"),
+        ("Model", f"{manifest.model.name} {json.dumps(manifest.model.settings, sort_keys=True)}"),
+        ("Feature", f"{manifest.feature.name} {json.dumps(manifest.feature.settings, sort_keys=True)}"),
         (
             "Datasets",
-            "; ".join(f"{name} at {d['root']} (fingerprint {d['fingerprint'][:12]})" for name, d in sorted(data.items())),
+            "; ".join(f"{name} at {d.root} (fingerprint {d.fingerprint[:12]})" for name, d in sorted(manifest.data.items())),
         ),
         (
             "Protocol",
-            f"preset {config['preset']}, {config['test_size']:.0%} held-out test, stratified {config['folds']}-fold CV, "
-            f"clips {config['clip_seconds']} s, selection "
-            + ", ".join(f"{name} {policy}" for name, policy in (manifest.get("selection") or {}).items()),
+            f"{manifest.protocol.name} {json.dumps(manifest.protocol.settings, sort_keys=True)}: "
+            f"{manifest.protocol.description}; preset {config['preset']}, clips {config['clip_seconds']} s, selection "
+            + ", ".join(f"{name} {policy}" for name, policy in manifest.selection.items()),
         ),
-        ("Seeds", f"run {manifest['seed']}; folds {', '.join(map(str, manifest.get('fold_seeds', [])))}"),
-        ("Versions", ", ".join(f"{k} {v}" for k, v in sorted(manifest.get("versions", {}).items()))),
+        ("Units", "; ".join(f"{k} {label}" for k, label in zip(manifest.unit_numbers(), manifest.units))),
+        ("Seeds", f"run {manifest.seed}; units {', '.join(map(str, manifest.unit_seeds))}"),
+        ("Versions", ", ".join(f"{k} {v}" for k, v in sorted(manifest.versions.items()))),
         ("Source", f"git {git.get('commit', 'unknown')}{' (uncommitted changes)' if git.get('dirty') else ''}"),
-        ("Host", ", ".join(f"{k} {v}" for k, v in sorted((manifest.get("host") or {}).items()))),
+        ("Host", ", ".join(f"{k} {v}" for k, v in sorted(manifest.host.items()))),
     ]
 
 
 def run_report_html(folder: RunFolder) -> str:
-    """One HTML page of a finished run: manifest, Tables 3 and 4, every figure, the preparation report."""
-    manifest = folder.read_json("manifest.json")
-    summary = folder.read_json("summary.json")
-    splits = folder.read_csv("splits.csv")
+    """One HTML page of a finished run: manifest, Tables 3 and 4, the test set or the
+    cross-dataset matrix, every figure, the preparation report."""
+    manifest = folder.manifest()
+    summary = folder.summary()
     report = folder.read_csv("prep-report.csv")
-    kept = splits.groupby(["dataset", "split"]).size().unstack(fill_value=0).reset_index()
+    kept = pd.DataFrame([{"dataset": name, **counts} for name, counts in summary.tracks.items()])
     excluded = (
         report.groupby(["dataset", "stage", "reason"]).size().rename("tracks").reset_index()
         if len(report)
@@ -97,6 +98,7 @@ def run_report_html(folder: RunFolder) -> str:
     )
     figures = [_embed(name, caption(fn), lambda fn=fn: fn(folder)) for name, fn in RUN_FIGURES]
     test_set = test_set_table(folder)
+    cross = [(metric, cross_matrix(folder, metric)) for metric in ("accuracy", "macro_f1")]
     return (
         _environment()
         .get_template("run.html.j2")
@@ -104,16 +106,17 @@ def run_report_html(folder: RunFolder) -> str:
             version=__version__,
             title=f"mer-bench run {folder.run_id}",
             manifest=manifest,
-            manifest_json=json.dumps(manifest, indent=2, sort_keys=True),
+            manifest_json=json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True),
             summary=summary,
             facts=_facts(manifest),
             table3=_html_table(table3(folder)),
-            test_set=_html_table(test_set[0]),
-            test_set_title=test_set[1],
+            test_set=_html_table(test_set[0]) if test_set else None,
+            test_set_title=test_set[1] if test_set else "",
+            cross=[(metric.replace("_", " "), _html_table(table)) for metric, table in cross if table is not None],
             table4=_html_table(table4(folder)),
             figures=figures,
             breakdown=_html_table(breakdown_table(folder)),
-            kept_total=len(splits),
+            kept_total=sum(counts["prepared"] for counts in summary.tracks.values()),
             excluded_total=len(report),
             kept=_html_table(kept),
             excluded_summary=_html_table(excluded),

@@ -1,4 +1,4 @@
-"""Stage 6b, score: scikit-learn metrics per fold, and their mean and std over folds."""
+"""Stage 6b, score: scikit-learn metrics per unit, and their mean and std over units."""
 
 from __future__ import annotations
 
@@ -34,22 +34,49 @@ def score(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     }
 
 
-def aggregate(fold_metrics: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and (population) std over folds of every headline and per-class metric.
+def score_per_dataset(y_true: np.ndarray, y_pred: np.ndarray, datasets: list[str]) -> dict[str, Any]:
+    """Size, accuracy and macro F1 of the predictions of each dataset's tracks."""
+    labels = list(range(len(QUADRANTS)))
+    names = np.asarray(datasets)
+    out = {}
+    for name in sorted(set(datasets)):
+        mine = names == name
+        out[name] = {
+            "n": int(mine.sum()),
+            "accuracy": float(accuracy_score(y_true[mine], y_pred[mine])),
+            "macro_f1": float(f1_score(y_true[mine], y_pred[mine], labels=labels, average="macro", zero_division=0)),
+        }
+    return out
 
-    The confusion matrices are summed: the test set seen by every fold's model.
+
+def _stats(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values, dtype=float)
+    return {"mean": float(arr.mean()), "std": float(arr.std())}
+
+
+def aggregate(unit_metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and (population) std over units of every headline and per-class metric.
+
+    The confusion matrices are summed over units.
     """
-
-    def stats(values: list[float]) -> dict[str, float]:
-        arr = np.asarray(values, dtype=float)
-        return {"mean": float(arr.mean()), "std": float(arr.std())}
-
-    out: dict[str, Any] = {"folds": len(fold_metrics)}
+    out: dict[str, Any] = {"units": len(unit_metrics)}
     for key in HEADLINE:
-        out[key] = stats([m[key] for m in fold_metrics])
+        out[key] = _stats([m[key] for m in unit_metrics])
     out["per_class"] = {
-        q: {k: stats([m["per_class"][q][k] for m in fold_metrics]) for k in ("precision", "recall", "f1")}
+        q: {k: _stats([m["per_class"][q][k] for m in unit_metrics]) for k in ("precision", "recall", "f1")}
         for q in QUADRANTS
     }
-    out["confusion"] = np.sum([m["confusion"] for m in fold_metrics], axis=0).tolist()
+    out["confusion"] = np.sum([m["confusion"] for m in unit_metrics], axis=0).tolist()
     return out
+
+
+def repeat_spread(unit_metrics: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Mean and std over repeats of each repeat's mean accuracy and macro F1 (None without repeats)."""
+    repeats = sorted({m["repeat"] for m in unit_metrics if m.get("repeat") is not None})
+    if len(repeats) < 2:
+        return None
+    means = {
+        key: [float(np.mean([m[key] for m in unit_metrics if m.get("repeat") == r])) for r in repeats]
+        for key in ("accuracy", "macro_f1")
+    }
+    return {"repeats": len(repeats), **{key: _stats(values) for key, values in means.items()}}

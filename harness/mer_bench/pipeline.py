@@ -1,4 +1,4 @@
-"""One benchmark run, stage by stage: discover, label, prepare, split, features, fit, score.
+"""One benchmark run, stage by stage: discover, label, prepare, split into units, features, fit, score.
 
 Each stage takes a table and returns a table or arrays; this module only passes them
 along and writes the run folder.
@@ -19,36 +19,29 @@ import pandas as pd
 
 from mer_bench import __version__
 from mer_bench.cache import FeatureCache
-from mer_bench.config import RunConfig, upgrade_stored, validate_settings
+from mer_bench.config import RunConfig, validate_settings
 from mer_bench.discover import discover
-from mer_bench.errors import CacheError, DatasetError, MerBenchError, PluginCallError, RunError
+from mer_bench.errors import CacheError, DatasetError, MerBenchError, PluginCallError, ProtocolError, RunError
 from mer_bench.exclusions import exclusions_table, require_tracks_left
 from mer_bench.executors import Resources
 from mer_bench.features import Features, extract_features, feature_versions
 from mer_bench.heldout import heldout_summary
 from mer_bench.label import assign_quadrants
-from mer_bench.metrics import aggregate, score
+from mer_bench.metrics import aggregate, repeat_spread, score, score_per_dataset
 from mer_bench.plugin_calls import check_history, check_probabilities, plugin_call
 from mer_bench.plugin_manager import PluginSet
 from mer_bench.prepare import prepare
 from mer_bench.progress import SILENT, Progress
-from mer_bench.protocol import fold_parts, make_splits, merged_groups, track_uids
-from mer_bench.results import (
-    RunFolder,
-    csv_bytes,
-    fold_numbers,
-    git_commit,
-    host_info,
-    new_run_id,
-    package_versions,
-)
+from mer_bench.protocol import make_units, merged_groups, shares_one_test_set, track_uids, unit_numbers
+from mer_bench.results import RunFolder, csv_bytes, git_commit, host_info, new_run_id, package_versions
+from mer_bench.run_records import FORMAT_VERSION, Manifest, ProtocolRecord, Summary
 from mer_bench.selection import check_names, describe, policy_for
-from mer_bench.types import QUADRANTS, Exclusion, FoldData, ModelFactory, quadrant_index
+from mer_bench.types import QUADRANTS, ROLES, Exclusion, FoldData, ModelFactory, quadrant_index
 
 
-def fold_seed(seed: int, fold: int) -> int:
-    """A fold's own seed, independent of the folds before it, so a resumed run matches."""
-    return int(np.random.SeedSequence([seed, fold]).generate_state(1)[0])
+def unit_seed(seed: int, unit: int) -> int:
+    """A unit's own model seed, independent of the units before it, so a resumed run matches."""
+    return int(np.random.SeedSequence([seed, unit]).generate_state(1)[0])
 
 
 def data_fingerprints(tracks: pd.DataFrame) -> dict[str, str]:
@@ -65,23 +58,19 @@ def data_fingerprints(tracks: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def _fold_data(uids: list[str], features: Features, labels: dict[str, str]) -> FoldData:
-    have = set(features.uids)
-    kept = [u for u in uids if u in have]
-    return FoldData(features.select(kept), quadrant_index(labels[u] for u in kept), kept)
-
-
 def write_feature_examples(folder: RunFolder, splits: pd.DataFrame, features: Features) -> None:
-    """``feature-examples.npz``: the features of one development track per quadrant, as the model gets them.
+    """``feature-examples.npz``: the features of one training track per quadrant, as the model gets them.
 
-    The first track of each quadrant by uid, so the choice depends only on the data; arrays
-    ``<quadrant>`` with ``<quadrant>_uid`` beside each. Quadrants with no features are absent.
+    The first training track of unit 1 of each quadrant by uid, so the choice depends only
+    on the data; arrays ``<quadrant>`` with ``<quadrant>_uid`` beside each. Quadrants with
+    no features are absent.
     """
     have = set(features.uids)
-    dev = splits[(splits["split"] == "dev") & splits["uid"].isin(have)].sort_values("uid", kind="mergesort")
+    train = splits[(splits["unit"] == 1) & (splits["role"] == "train") & splits["uid"].isin(have)]
+    train = train.sort_values("uid", kind="mergesort")
     arrays: dict[str, np.ndarray] = {}
     for quadrant in QUADRANTS:
-        rows = dev[dev["quadrant"] == quadrant]
+        rows = train[train["quadrant"] == quadrant]
         if len(rows):
             uid = str(rows["uid"].iloc[0])
             arrays[quadrant] = features.rows([uid])[0]
@@ -92,33 +81,38 @@ def write_feature_examples(folder: RunFolder, splits: pd.DataFrame, features: Fe
 
 
 @dataclass(frozen=True)
-class FoldJob:
-    """One fold of one run: everything a worker needs to fit, predict and score it.
+class UnitJob:
+    """One unit of one run: everything a worker needs to fit, predict and score it.
 
     Picklable (the features travel as paths to the memory-mapped cache blocks), so an
     executor can run it in another process or on another machine that sees the cache.
     """
 
     run_id: str
-    fold: int
+    unit: int
+    name: str
     factory: ModelFactory
     settings: Any
-    splits: pd.DataFrame
+    #: role -> uids of the unit's train, val and test parts.
+    parts: dict[str, list[str]]
+    #: uid -> (quadrant, dataset) of every track of the unit.
+    tracks: dict[str, tuple[str, str]]
     features: Features
     seed: int
+    repeat: int | None = None
     resources: Resources = Resources()
 
     @property
     def label(self) -> str:
-        return f"{self.run_id} fold {self.fold}"
+        return f"{self.run_id} unit {self.unit} ({self.name})"
 
 
 @dataclass
-class FoldResult:
-    """What fitting one fold gives the driver to write: metrics, tables, the saved model's files."""
+class UnitResult:
+    """What fitting one unit gives the driver to write: metrics, tables, the saved model's files."""
 
     run_id: str
-    fold: int
+    unit: int
     metrics: dict[str, Any]
     predictions: pd.DataFrame
     history: pd.DataFrame
@@ -126,18 +120,23 @@ class FoldResult:
     model_files: dict[str, bytes] = field(default_factory=dict)
 
 
-def fit_fold(job: FoldJob) -> FoldResult:
-    """Fit one fold on its train part (early stopping on its validation part), score it on the test set.
+def _part(uids: list[str], job: UnitJob) -> FoldData:
+    have = set(job.features.uids)
+    kept = [u for u in uids if u in have]
+    return FoldData(job.features.select(kept), quadrant_index(job.tracks[u][0] for u in kept), kept)
+
+
+def fit_unit(job: UnitJob) -> UnitResult:
+    """Fit one unit on its train part (early stopping on its validation part), score it on its test part.
 
     The model plugin's exceptions, and outputs that are not per-track probabilities, stop
-    the fold with a PluginCallError naming the plugin, the fold and the run.
+    the unit with a PluginCallError naming the plugin, the unit and the run.
     """
-    labels = dict(zip(job.splits["uid"], job.splits["quadrant"]))
-    parts = {name: _fold_data(uids, job.features, labels) for name, uids in fold_parts(job.splits, job.fold).items()}
-    name, where = job.factory.name, f"fold {job.fold} of run {job.run_id}"
+    parts = {role: _part(job.parts[role], job) for role in ROLES}
+    name, where = job.factory.name, f"unit {job.unit} ({job.name}) of run {job.run_id}"
     owner = f"model plugin {name!r} ({where})"
     with plugin_call("model", name, "build", where):
-        model = job.factory.build(job.settings, n_classes=len(QUADRANTS), seed=fold_seed(job.seed, job.fold))
+        model = job.factory.build(job.settings, n_classes=len(QUADRANTS), seed=unit_seed(job.seed, job.unit))
     with plugin_call("model", name, "fit", where):
         history = check_history(model.fit(parts["train"], parts["val"]), owner)
     test = parts["test"]
@@ -145,8 +144,20 @@ def fit_fold(job: FoldJob) -> FoldResult:
         proba = model.predict_proba(test.x)
     proba = check_probabilities(proba, len(test.y), len(QUADRANTS), owner)
     predicted = proba.argmax(axis=1)
-    metrics = score(test.y, predicted)
-    metrics.update(fold=job.fold, n_train=len(parts["train"].y), n_val=len(parts["val"].y), epochs=len(history))
+    datasets = {role: sorted({job.tracks[u][1] for u in job.parts[role]}) for role in ("train", "test")}
+    metrics = {
+        "unit": job.unit,
+        "label": job.name,
+        "repeat": job.repeat,
+        **score(test.y, predicted),
+        "per_dataset": score_per_dataset(test.y, predicted, [job.tracks[u][1] for u in test.uids]),
+        "train_datasets": datasets["train"],
+        "test_datasets": datasets["test"],
+        "n_train": len(parts["train"].y),
+        "n_val": len(parts["val"].y),
+        "n_unscored": len(job.parts["test"]) - len(test.uids),
+        "epochs": len(history),
+    }
     kept = [h["epoch"] for h in history if h.get("kept")]
     if kept:
         metrics["kept_epoch"] = int(kept[0])
@@ -161,26 +172,26 @@ def fit_fold(job: FoldJob) -> FoldResult:
     with tempfile.TemporaryDirectory(prefix="mer-bench-model-") as tmp, plugin_call("model", name, "save", where):
         model.save(Path(tmp) / "model")
         files = {p.relative_to(tmp).as_posix(): p.read_bytes() for p in sorted(Path(tmp).rglob("*")) if p.is_file()}
-    return FoldResult(job.run_id, job.fold, metrics, predictions, pd.DataFrame(history), files)
+    return UnitResult(job.run_id, job.unit, metrics, predictions, pd.DataFrame(history), files)
 
 
-def write_fold(folder: RunFolder, result: FoldResult) -> None:
-    """Write a fold's result into its staging folder, then publish it as ``fold-K/``.
+def write_unit(folder: RunFolder, result: UnitResult) -> None:
+    """Write a unit's result into its staging folder, then publish it as ``unit-K/``.
 
     RunError when the disk is full or the folder not writable; the staging folder is then
     left for a resumed run to replace.
     """
-    staging = RunFolder(folder.start_fold(result.fold))
+    staging = RunFolder(folder.start_unit(result.unit))
     for name, data in result.model_files.items():
         staging.write(name, data)
     try:
         (staging.path / "model").mkdir(exist_ok=True)
     except OSError as exc:
-        raise RunError(f"run {folder.run_id}: cannot write fold {result.fold} ({exc.strerror or exc})") from None
+        raise RunError(f"run {folder.run_id}: cannot write unit {result.unit} ({exc.strerror or exc})") from None
     staging.write_csv("predictions.csv", result.predictions)
     staging.write_csv("history.csv", result.history)
     staging.write_json("metrics.json", result.metrics)
-    folder.finish_fold(result.fold, staging.path)
+    folder.finish_unit(result.unit, staging.path)
 
 
 def stopped(exc: MerBenchError, folder: RunFolder) -> MerBenchError:
@@ -195,14 +206,14 @@ def interrupted(folder: RunFolder) -> RunError:
 
 
 def _check_resumed_data(folder: RunFolder, fingerprints: dict[str, str], splits: pd.DataFrame) -> None:
-    """Refuse to resume a run whose data changed since it started: its finished folds saw the
+    """Refuse to resume a run whose data changed since it started: its finished units saw the
     old audio and labels, the rest would see the new."""
-    stored = {name: entry.get("fingerprint") for name, entry in folder.read_json("manifest.json").get("data", {}).items()}
+    stored = {name: entry.fingerprint for name, entry in folder.manifest().data.items()}
     changed = sorted(name for name in stored.keys() | fingerprints.keys() if stored.get(name) != fingerprints.get(name))
     if changed:
         raise RunError(
             f"run {folder.run_id}: the audio or labels of {', '.join(changed)} changed since it started (the data "
-            "fingerprint in its manifest differs), so its folds would mix two versions of the data; start a new run"
+            "fingerprint in its manifest differs), so its units would mix two versions of the data; start a new run"
         )
     path = folder.path / "splits.csv"
     if not path.is_file():  # lost after the manifest was written (a full disk); the same data gives it again
@@ -215,7 +226,7 @@ def _check_resumed_data(folder: RunFolder, fingerprints: dict[str, str], splits:
 
 
 def _check_resume(folder: RunFolder, config: RunConfig) -> None:
-    stored = upgrade_stored(folder.read_json("manifest.json")["config"])
+    stored = folder.manifest().config
     current = config.comparable()
     stored_cmp = {k: v for k, v in stored.items() if k in current}
     if stored_cmp != current:
@@ -225,29 +236,41 @@ def _check_resume(folder: RunFolder, config: RunConfig) -> None:
 
 @dataclass
 class PreparedRun:
-    """A run with every stage before the folds done and written: what its fold jobs and summary need."""
+    """A run with every stage before the units done and written: what its unit jobs and summary need."""
 
     folder: RunFolder
     config: RunConfig
     factory: ModelFactory
     model_settings: Any
     feature: str
+    protocol: ProtocolRecord
     splits: pd.DataFrame
     features: Features
-    #: The summary's facts about the data: tracks per split, exclusions, song groups, cache counts.
+    #: The summary's facts about the data: tracks per role, exclusions, song groups, cache counts.
     facts: dict[str, Any]
 
-    def jobs(self) -> list[FoldJob]:
-        """The folds not finished yet, in fold order."""
-        resources = self.factory.resources
-        return [
-            FoldJob(
-                self.folder.run_id, k, self.factory, self.model_settings, self.splits, self.features, self.config.seed,
-                resources,
+    @property
+    def units(self) -> list[int]:
+        return unit_numbers(self.splits)
+
+    def jobs(self) -> list[UnitJob]:
+        """The units not finished yet, in unit order."""
+        info = self.splits.drop_duplicates("uid").set_index("uid")
+        tracks = dict(zip(info.index, zip(info["quadrant"], info["dataset"])))
+        jobs = []
+        for unit, rows in self.splits.groupby("unit", sort=True):
+            if self.folder.unit_done(int(unit)):
+                continue
+            parts = {role: rows.loc[rows["role"] == role, "uid"].tolist() for role in ROLES}
+            repeat = int(rows["repeat"].iloc[0]) if "repeat" in rows.columns else None
+            jobs.append(
+                UnitJob(
+                    self.folder.run_id, int(unit), str(rows["label"].iloc[0]), self.factory, self.model_settings, parts,
+                    {u: tracks[u] for u in rows["uid"]}, self.features, self.config.seed, repeat,
+                    self.factory.resources,
+                )
             )
-            for k in fold_numbers(self.config.folds)
-            if not self.folder.fold_done(k)
-        ]
+        return jobs
 
 
 def labelled_report(excluded: list[Exclusion], labelled: pd.DataFrame) -> pd.DataFrame:
@@ -261,6 +284,15 @@ def labelled_report(excluded: list[Exclusion], labelled: pd.DataFrame) -> pd.Dat
     return report
 
 
+def role_counts(splits: pd.DataFrame, prepared: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per dataset: its prepared tracks, and how many of them play each role in at least one unit."""
+    counts = splits.drop_duplicates(["uid", "role"]).groupby(["dataset", "role"]).size()
+    out = {}
+    for dataset, n in prepared.groupby("dataset").size().items():
+        out[str(dataset)] = {"prepared": int(n), **{role: int(counts.get((dataset, role), 0)) for role in ROLES}}
+    return out
+
+
 def prepare_run(
     config: RunConfig,
     plugins: PluginSet,
@@ -270,16 +302,29 @@ def prepare_run(
     progress: Progress = SILENT,
     command: list[str] | None = None,
 ) -> PreparedRun:
-    """Discover, label, prepare, split and extract features for a new run (or one being
-    resumed), writing everything but the folds and the summary into its folder."""
+    """Discover, label, prepare, split into units and extract features for a new run (or one
+    being resumed), writing everything but the units and the summary into its folder."""
     factory = plugins.model(config.model)
     extractor = plugins.feature(factory.feature)
+    protocol = plugins.protocol(config.protocol)
     model_settings = validate_settings(factory.settings_model, config.model_settings, f"model {factory.name!r}")
     feature_settings = validate_settings(
         extractor.settings_model, config.feature_settings, f"feature {extractor.name!r}"
     )
+    protocol_settings = validate_settings(
+        protocol.settings_model, config.protocol_settings, f"protocol {protocol.name!r}"
+    )
     factory.check(model_settings)
     extractor.check(feature_settings)
+    with plugin_call("protocol", protocol.name, "check", keep=(ProtocolError,)):
+        protocol.check(protocol_settings, config.datasets)
+    with plugin_call("protocol", protocol.name, "describe"):
+        protocol_record = ProtocolRecord(
+            name=protocol.name,
+            settings=protocol_settings.model_dump(mode="json"),
+            description=protocol.describe(protocol_settings),
+            measured=protocol.measured(protocol_settings),
+        )
     folder = RunFolder.open(runs_dir, resume) if resume else None
     if folder is not None:
         _check_resume(folder, config)
@@ -293,7 +338,8 @@ def prepare_run(
     cache = FeatureCache()
     prepared = prepare(labelled, scales, config.clip_seconds, config.selection, progress, cache, config.jobs)
     require_tracks_left(prepared.tracks, config.datasets, discovery.excluded + prepared.excluded, "preparation")
-    splits = make_splits(prepared.tracks, config.folds, config.test_size, config.seed)
+    splits = make_units(prepared.tracks, protocol, protocol_settings, config.seed)
+    units = unit_numbers(splits)
 
     fingerprints = data_fingerprints(prepared.tracks)
     if folder is not None:
@@ -301,30 +347,29 @@ def prepare_run(
     else:
         folder = RunFolder.create(runs_dir, new_run_id(config.comparable()))
         sources = {e.source.distribution for e in plugins.all_entries() if not e.source.builtin}
-        manifest = {
-            "run_id": folder.run_id,
-            "mer_bench_version": __version__,
-            "command": command or [],
-            "config": config.model_dump(mode="json"),
-            "model": {"name": factory.name, "settings": model_settings.model_dump(mode="json")},
-            "feature": {"name": extractor.name, "settings": feature_settings.model_dump(mode="json")},
-            "seed": config.seed,
-            "fold_seeds": [fold_seed(config.seed, k) for k in fold_numbers(config.folds)],
-            "versions": package_versions(sorted(sources)),
-            "git": git_commit(),
-            "host": host_info(),
-            "data": {
-                name: {"root": str(discovery.roots[name]), "fingerprint": fp} for name, fp in fingerprints.items()
-            },
-            # The selection policy each dataset was prepared with.
-            "selection": {name: describe(policy_for(config.selection, name)) for name in config.datasets},
-            # The native valence/arousal range of each dataset (None: quadrants given).
-            "scales": {name: scale and {"low": scale.low, "high": scale.high} for name, scale in scales.items()},
-        }
+        manifest = Manifest(
+            format_version=FORMAT_VERSION,
+            run_id=folder.run_id,
+            mer_bench_version=__version__,
+            command=command or [],
+            config=config.model_dump(mode="json"),
+            model={"name": factory.name, "settings": model_settings.model_dump(mode="json")},
+            feature={"name": extractor.name, "settings": feature_settings.model_dump(mode="json")},
+            protocol=protocol_record,
+            units=splits.drop_duplicates("unit")["label"].astype(str).tolist(),
+            seed=config.seed,
+            unit_seeds=[unit_seed(config.seed, k) for k in units],
+            versions=package_versions(sorted(sources)),
+            git=git_commit(),
+            host=host_info(),
+            data={name: {"root": str(discovery.roots[name]), "fingerprint": fp} for name, fp in fingerprints.items()},
+            selection={name: describe(policy_for(config.selection, name)) for name in config.datasets},
+            scales={name: scale and {"low": scale.low, "high": scale.high} for name, scale in scales.items()},
+        )
         # The manifest last: a folder with one is a run that can be resumed, splits and all.
         try:
             folder.write_csv("splits.csv", splits)
-            folder.write_json("manifest.json", manifest)
+            folder.write_json("manifest.json", manifest.model_dump(mode="json"))
         except RunError:
             shutil.rmtree(folder.path, ignore_errors=True)  # nothing in it can be resumed
             raise
@@ -357,40 +402,45 @@ def prepare_run(
     except KeyboardInterrupt:
         raise interrupted(folder) from None
 
-    counts = splits.groupby(["dataset", "split"]).size().unstack(fill_value=0)
     facts = {
-        "tracks": {d: {k: int(v) for k, v in row.items()} for d, row in counts.iterrows()},
+        "tracks": role_counts(splits, prepared.tracks),
         "excluded": {str(k): int(v) for k, v in report["reason"].value_counts().items()},
-        # Songs present under several ids, kept on one side of every split.
         "song_groups": merged_groups(prepared.tracks),
-        # hits, computed, failed, and entries that failed their checksum and were rebuilt.
         "feature_cache": {**features.counts, "rebuilt": features.counts.get("rebuilt", 0) + prepared.rebuilt},
     }
-    return PreparedRun(folder, config, factory, model_settings, extractor.name, splits, features, facts)
+    return PreparedRun(folder, config, factory, model_settings, extractor.name, protocol_record, splits, features, facts)
 
 
 def finish_run(run: PreparedRun) -> RunFolder:
-    """Write ``summary.json`` once every fold is done; the run folder."""
+    """Write ``summary.json`` once every unit is done; the run folder."""
     config, folder = run.config, run.folder
-    missing = [k for k in fold_numbers(config.folds) if not folder.fold_done(k)]
+    missing = [k for k in run.units if not folder.unit_done(k)]
     if missing:
-        raise RunError(f"run {folder.run_id}: folds {', '.join(map(str, missing))} are not finished; resume it")
-    summary = {
-        "run_id": folder.run_id,
-        "model": run.factory.name,
-        "feature": run.feature,
-        "datasets": config.datasets,
-        "preset": config.preset,
-        "seed": config.seed,
-        "folds": config.folds,
-        "test_size": config.test_size,
+        raise RunError(f"run {folder.run_id}: units {', '.join(map(str, missing))} are not finished; resume it")
+    metrics = [m.model_dump() for m in folder.unit_metrics(run.units)]
+    summary = Summary(
+        format_version=FORMAT_VERSION,
+        run_id=folder.run_id,
+        model=run.factory.name,
+        feature=run.feature,
+        datasets=config.datasets,
+        preset=config.preset,
+        seed=config.seed,
+        protocol=run.protocol,
+        units=[m["label"] for m in metrics],
         **run.facts,
-        # The paper's figures: each fold's model scored on the test set, mean and std over folds.
-        "metrics": aggregate(folder.fold_metrics(config.folds)),
-        # Figures whose unit is a test track: the fold ensemble, and bootstrap intervals.
-        "test_set": heldout_summary(folder.fold_predictions(config.folds), seed=config.seed),
-    }
-    folder.write_json("summary.json", summary)
+        # Each unit's model scored on its test part, mean and std over units (the paper's figures).
+        metrics=aggregate(metrics),
+        repeats=repeat_spread(metrics),
+        # Figures whose unit is a test track: the fold ensemble and bootstrap intervals, where
+        # every unit predicted the same tracks.
+        test_set=(
+            heldout_summary(folder.unit_predictions(run.units), seed=config.seed)
+            if shares_one_test_set(run.splits)
+            else None
+        ),
+    )
+    folder.write_json("summary.json", summary.model_dump(mode="json"))
     return folder
 
 
@@ -406,9 +456,9 @@ def run_benchmark(
     """Run (or resume) a benchmark in this process and return its run folder, with ``summary.json`` written."""
     run = prepare_run(config, plugins, runs_dir, resume=resume, progress=progress, command=command)
     jobs = run.jobs()
-    for job in progress.track(jobs, f"{run.factory.name}: folds", total=len(jobs)):
+    for job in progress.track(jobs, f"{run.factory.name}: units", total=len(jobs)):
         try:
-            write_fold(run.folder, fit_fold(job))
+            write_unit(run.folder, fit_unit(job))
         except (PluginCallError, RunError) as exc:
             raise stopped(exc, run.folder) from exc
         except KeyboardInterrupt:

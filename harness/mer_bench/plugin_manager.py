@@ -21,7 +21,7 @@ import pluggy
 from mer_bench import hookspecs
 from mer_bench.errors import PluginError, UnknownPluginError
 from mer_bench.executors import Executor
-from mer_bench.types import DatasetLoader, FeatureExtractor, LabelConverter, ModelFactory
+from mer_bench.types import DatasetLoader, EvaluationProtocol, FeatureExtractor, LabelConverter, ModelFactory
 
 ENTRY_POINT_GROUP = "mer_bench"
 #: Set to 1 to load only the built-ins (no third-party entry points).
@@ -33,6 +33,7 @@ KINDS: dict[str, tuple[str, type]] = {
     "label": ("mer_bench_label_converters", LabelConverter),
     "feature": ("mer_bench_feature_extractors", FeatureExtractor),
     "model": ("mer_bench_models", ModelFactory),
+    "protocol": ("mer_bench_protocols", EvaluationProtocol),
     "executor": ("mer_bench_executors", Executor),
 }
 
@@ -118,6 +119,9 @@ class PluginSet:
 
     def model(self, name: str) -> ModelFactory:
         return self.get("model", name)
+
+    def protocol(self, name: str) -> EvaluationProtocol:
+        return self.get("protocol", name)
 
     def all_entries(self) -> list[PluginEntry]:
         """Every entry, sorted by kind then name."""

@@ -1,4 +1,4 @@
-"""Quadrant predictions for audio files from a finished run's fold models.
+"""Quadrant predictions for audio files from a finished run's unit models.
 
 The files go through the run's own stages: the central crop of the run's clip length,
 then the run's feature extractor and settings. They are treated as one dataset, so a
@@ -20,50 +20,50 @@ from mer_bench.plugin_calls import check_probabilities, plugin_call
 from mer_bench.plugin_manager import PluginSet
 from mer_bench.prepare import crop_tracks
 from mer_bench.protocol import track_uids
-from mer_bench.results import RunFolder, fold_numbers
+from mer_bench.results import RunFolder
 from mer_bench.types import QUADRANTS, Exclusion
 
 #: The dataset name the given files are prepared under.
 FILES = "files"
 
 
-def fold_probabilities(folder: RunFolder, factory, fold: int, x) -> np.ndarray:
-    """Fold ``fold``'s saved model loaded and its checked probabilities for ``x``."""
-    name, where = factory.name, f"fold {fold} of run {folder.run_id}"
-    with plugin_call("model", name, "load", f"{where} ({folder.fold_dir(fold) / 'model'})", keep=(ModelError, RunError)):
-        model = factory.load(folder.fold_dir(fold) / "model")
+def unit_probabilities(folder: RunFolder, factory, unit: int, x) -> np.ndarray:
+    """Unit ``unit``'s saved model loaded and its checked probabilities for ``x``."""
+    name, where = factory.name, f"unit {unit} of run {folder.run_id}"
+    with plugin_call("model", name, "load", f"{where} ({folder.unit_dir(unit) / 'model'})", keep=(ModelError, RunError)):
+        model = factory.load(folder.unit_dir(unit) / "model")
     with plugin_call("model", name, "predict_proba", where):
         proba = model.predict_proba(x)
     return check_probabilities(proba, len(x), len(QUADRANTS), f"model plugin {name!r} on {where}")
 
 
 def predict_files(
-    folder: RunFolder, plugins: PluginSet, files: list[Path], fold: int | None = None
+    folder: RunFolder, plugins: PluginSet, files: list[Path], unit: int | None = None
 ) -> tuple[pd.DataFrame, list[Exclusion]]:
     """One row per usable file: ``file``, ``quadrant`` and ``p_<quadrant>`` for each class.
 
-    Probabilities come from fold ``fold``'s model, or are the mean over every fold's
-    model when ``fold`` is None. Files that are missing, undecodable or shorter than the
+    Probabilities come from unit ``unit``'s model, or are the mean over every unit's
+    model when ``unit`` is None. Files that are missing, undecodable or shorter than the
     run's clip are returned as exclusions (``track_id`` is the file's position in ``files``).
     """
-    manifest = folder.read_json("manifest.json")
-    config = manifest["config"]
-    factory = plugins.model(manifest["model"]["name"])
-    extractor = plugins.feature(manifest["feature"]["name"])
-    settings = validate_settings(extractor.settings_model, manifest["feature"]["settings"], f"feature {extractor.name!r}")
-    if fold is not None and fold not in fold_numbers(config["folds"]):
-        raise RunError(f"run {folder.run_id} has folds 1 to {config['folds']}; there is no fold {fold}")
-    folds = list(fold_numbers(config["folds"])) if fold is None else [fold]
-    unfinished = [k for k in folds if not folder.fold_done(k)]
+    manifest = folder.manifest()
+    factory = plugins.model(manifest.model.name)
+    extractor = plugins.feature(manifest.feature.name)
+    settings = validate_settings(extractor.settings_model, manifest.feature.settings, f"feature {extractor.name!r}")
+    every = manifest.unit_numbers()
+    if unit is not None and unit not in every:
+        raise RunError(f"run {folder.run_id} has units 1 to {len(every)}; there is no unit {unit}")
+    units = every if unit is None else [unit]
+    unfinished = [k for k in units if not folder.unit_done(k)]
     if unfinished:
         raise RunError(
-            f"run {folder.run_id} has no finished fold {', '.join(map(str, unfinished))}; "
-            f"finish it with `mer-bench run --resume {folder.run_id}` or pick another --fold"
+            f"run {folder.run_id} has no finished unit {', '.join(map(str, unfinished))}; "
+            f"finish it with `{folder.resume_command()}` or pick another --unit"
         )
 
     tracks = pd.DataFrame({"dataset": FILES, "track_id": [str(i) for i in range(len(files))], "audio_path": files})
     cache = FeatureCache()
-    prepared = crop_tracks(tracks, config["clip_seconds"], cache=cache)
+    prepared = crop_tracks(tracks, manifest.config["clip_seconds"], cache=cache)
     features = extract_features(
         prepared.tracks,
         extractor,
@@ -76,7 +76,7 @@ def predict_files(
     if not features.uids:
         return pd.DataFrame(columns=["file", "quadrant", *(f"p_{q}" for q in QUADRANTS)]), excluded
     x = features.select(features.uids)
-    proba = np.mean([fold_probabilities(folder, factory, k, x) for k in folds], axis=0)
+    proba = np.mean([unit_probabilities(folder, factory, k, x) for k in units], axis=0)
     by_uid = dict(zip(track_uids(tracks), files))
     table = pd.DataFrame(
         {

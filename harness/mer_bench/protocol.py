@@ -1,31 +1,25 @@
-"""Stage 4, split: a held-out test set, then stratified k folds on the rest, from one seed.
+"""Stage 4, split: the run's evaluation protocol (a plugin) turns the prepared tracks into
+units, and the harness checks them before any model sees them.
 
-Strata are quadrant x dataset x genre where a dataset has genres. A stratum with fewer
-than ``folds`` tracks falls back to quadrant x dataset, then to quadrant, row by row, so
-rare genres do not break the split; if the test set is still too small for the number of
-strata, the whole split uses the next coarser level.
-
-Tracks that share a ``song_key`` (the same song under two ids) form one group, and
-groups, not tracks, are split: a song never sits on both sides of the test split or of
-a fold. A group is stratified by its first member (lowest uid).
-
-The input is sorted by track uid first, so the same tracks and seed give the same
-split whatever order the loaders returned them in.
+A unit is one model's evaluation: the tracks it fits on (``train``), stops early on
+(``val``) and is scored on (``test``). The protocol returns them as a long table (see
+:class:`mer_bench.types.EvaluationProtocol`); :func:`make_units` checks it and adds each
+track's dataset, id, quadrant and song key, giving ``splits.csv``: one row per track and
+unit, documented in docs/protocol.md, and what ``compare`` checks before pairing runs.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
+
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from mer_bench.errors import DatasetError
+from mer_bench.errors import DatasetError, PluginCallError, ProtocolError
+from mer_bench.plugin_calls import plugin_call
+from mer_bench.types import ROLES, UNIT_COLUMNS, EvaluationProtocol
 
-#: Columns of ``splits.csv``: ``split`` is ``test`` or ``dev``; ``fold`` is the fold (numbered
-#: from 1, as in the run folder and every table) whose validation part holds a dev track, -1
-#: for test tracks.
-SPLIT_COLUMNS = ["uid", "dataset", "track_id", "quadrant", "song_key", "stratum", "split", "fold"]
-LEVELS = (("quadrant", "dataset", "genre"), ("quadrant", "dataset"), ("quadrant",))
+#: The first columns of ``splits.csv``; a protocol's own columns (``stratum``, ``repeat``) follow.
+SPLIT_COLUMNS = ["unit", "label", "role", "uid", "dataset", "track_id", "quadrant", "song_key"]
 
 
 def track_uids(tracks: pd.DataFrame) -> pd.Series:
@@ -33,32 +27,17 @@ def track_uids(tracks: pd.DataFrame) -> pd.Series:
     return tracks["dataset"].astype(str) + "/" + tracks["track_id"].astype(str)
 
 
-def strata(tracks: pd.DataFrame, min_count: int, start_level: int = 0) -> pd.Series:
-    """A stratum label per row, coarsened row by row where a stratum has < ``min_count`` rows.
-
-    Rows still in too small a group at the coarsest level join the largest stratum of
-    their quadrant and dataset (else of their quadrant), so every stratum is usable.
-    """
-    labels = pd.Series(None, index=tracks.index, dtype=object)
-    pending = pd.Series(True, index=tracks.index)
-    for columns in LEVELS[start_level:]:
-        parts = tracks[list(columns)].astype(object).where(tracks[list(columns)].notna(), "")
-        key = parts.astype(str).agg(lambda p: "|".join(v for v in p if v), axis=1)
-        counts = key[pending].value_counts()
-        ok = pending & (key.map(counts).fillna(0) >= min_count)
-        labels[ok] = key[ok]
-        pending &= ~ok
-    for idx in pending[pending].index:
-        row = tracks.loc[idx]
-        for same in (["quadrant", "dataset"], ["quadrant"]):
-            mask = (tracks[same] == row[same]).all(axis=1) & labels.notna()
-            if mask.any():
-                sizes = labels[mask].value_counts()
-                labels[idx] = min(sizes.index, key=lambda k: (-sizes[k], k))
-                break
-        else:
-            labels[idx] = row["quadrant"]
-    return labels
+def protocol_input(tracks: pd.DataFrame) -> pd.DataFrame:
+    """The prepared tracks as a protocol gets them: with ``uid``, sorted by it (so the loaders'
+    row order cannot change a split), and every ``song_key`` filled (a track of no known song
+    is a song of its own)."""
+    table = tracks.assign(uid=track_uids(tracks)).sort_values("uid", kind="mergesort").reset_index(drop=True)
+    if table["uid"].duplicated().any():
+        raise DatasetError("track uids are not unique: " + ", ".join(table.loc[table["uid"].duplicated(), "uid"]))
+    if "song_key" not in table.columns:
+        table["song_key"] = table["uid"]
+    table["song_key"] = table["song_key"].where(table["song_key"].notna(), table["uid"])
+    return table
 
 
 def merged_groups(tracks: pd.DataFrame) -> dict[str, int]:
@@ -67,54 +46,81 @@ def merged_groups(tracks: pd.DataFrame) -> dict[str, int]:
     return {"groups": int((sizes > 1).sum()), "tracks": int(sizes[sizes > 1].sum())}
 
 
-def make_splits(tracks: pd.DataFrame, folds: int, test_size: float, seed: int) -> pd.DataFrame:
-    """Assign every track to the test set or to one validation fold; returns the split table."""
-    table = tracks.assign(uid=track_uids(tracks)).sort_values("uid", kind="mergesort").reset_index(drop=True)
-    if table["uid"].duplicated().any():
-        raise DatasetError("track uids are not unique: " + ", ".join(table.loc[table["uid"].duplicated(), "uid"]))
-    if "song_key" not in table.columns:
-        table["song_key"] = table["uid"]
-    table["song_key"] = table["song_key"].where(table["song_key"].notna(), table["uid"])
-    groups = table.drop_duplicates("song_key", keep="first")  # one row per song: its lowest uid
-    per_quadrant = groups["quadrant"].value_counts()
-    if per_quadrant.min() < folds + 1 or len(per_quadrant) < table["quadrant"].nunique():
-        raise DatasetError(
-            f"too few songs to split: {per_quadrant.to_dict()} per quadrant; need at least "
-            f"{folds + 1} in each for a test set and {folds} folds"
-        )
-    last_error: ValueError | None = None
-    for level in range(len(LEVELS)):
-        labels = strata(groups, folds, level)
-        try:
-            dev_idx, test_idx = train_test_split(
-                groups.index.to_numpy(), test_size=test_size, random_state=seed, stratify=labels.to_numpy()
-            )
-        except ValueError as exc:  # more strata than test songs: stratify more coarsely
-            last_error = exc
-            continue
-        break
-    else:
-        raise DatasetError(f"cannot split {len(groups)} songs with test_size={test_size}: {last_error}")
-    dev = groups.loc[np.sort(dev_idx)]
-    dev_strata = strata(dev, folds, level)
-    group_fold = pd.Series(-1, index=groups["song_key"].to_numpy())
-    group_stratum = pd.Series(labels.to_numpy(), index=groups["song_key"].to_numpy())
-    group_stratum[dev["song_key"].to_numpy()] = dev_strata.to_numpy()
-    kfold = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for fold, (_, val_pos) in enumerate(kfold.split(dev.index.to_numpy(), dev_strata.to_numpy()), start=1):
-        group_fold[dev["song_key"].to_numpy()[val_pos]] = fold
-    test_keys = set(groups.loc[test_idx, "song_key"])
-    table["split"] = np.where(table["song_key"].isin(test_keys), "test", "dev")
-    table["fold"] = table["song_key"].map(group_fold).astype(int)
-    table["stratum"] = table["song_key"].map(group_stratum)
-    return table[SPLIT_COLUMNS]
+def make_units(tracks: pd.DataFrame, protocol: EvaluationProtocol, settings: Any, seed: int) -> pd.DataFrame:
+    """The split table of a run: ``protocol``'s units of the prepared ``tracks``, checked,
+    with the columns of :data:`SPLIT_COLUMNS` first, sorted by unit and uid."""
+    table = protocol_input(tracks)
+    with plugin_call("protocol", protocol.name, "units", f"{len(table)} tracks", keep=(DatasetError, ProtocolError)):
+        units = protocol.units(table.copy(), settings, seed)
+    check_units(units, table, protocol.name)
+    info = table[["uid", "dataset", "track_id", "quadrant", "song_key"]]
+    extra = [c for c in units.columns if c not in SPLIT_COLUMNS]
+    out = units[[*UNIT_COLUMNS, *extra]].merge(info, on="uid", how="left", validate="many_to_one")
+    out["unit"] = out["unit"].astype(int)
+    return out[[*SPLIT_COLUMNS, *extra]].sort_values(["unit", "uid"], kind="mergesort").reset_index(drop=True)
 
 
-def fold_parts(splits: pd.DataFrame, fold: int) -> dict[str, list[str]]:
-    """The uids of the train, validation and test parts of ``fold``."""
-    dev = splits["split"] == "dev"
-    return {
-        "train": splits.loc[dev & (splits["fold"] != fold), "uid"].tolist(),
-        "val": splits.loc[dev & (splits["fold"] == fold), "uid"].tolist(),
-        "test": splits.loc[~dev, "uid"].tolist(),
-    }
+def check_units(units: Any, tracks: pd.DataFrame, name: str) -> None:
+    """PluginCallError saying what protocol ``name``'s unit table gets wrong, if anything."""
+    owner = f"protocol plugin {name!r}: units"
+
+    def fail(problem: str) -> None:
+        raise PluginCallError(f"{owner} {problem}")
+
+    if not isinstance(units, pd.DataFrame):
+        fail(f"returned {type(units).__name__}, not a pandas DataFrame")
+    missing = [c for c in UNIT_COLUMNS if c not in units.columns]
+    if missing:
+        fail(f"returned a table without column(s) {', '.join(missing)}")
+    if units.empty:
+        fail("returned no units")
+    numbers = pd.to_numeric(units["unit"], errors="coerce")
+    if numbers.isna().any() or (numbers != numbers.round()).any():
+        fail("numbered a unit with something that is not an integer")
+    expected = list(range(1, int(numbers.max()) + 1))
+    if sorted(numbers.astype(int).unique()) != expected:
+        fail(f"must number its units 1 to n without gaps, got {sorted(numbers.astype(int).unique())[:10]}")
+    odd_roles = sorted(set(units["role"]) - set(ROLES), key=str)
+    if odd_roles:
+        fail(f"gave role(s) {', '.join(map(str, odd_roles))}; a role is one of {', '.join(ROLES)}")
+    unknown = sorted(set(units["uid"]) - set(tracks["uid"]), key=str)
+    if unknown:
+        fail(f"named tracks that were not prepared: {', '.join(map(str, unknown[:5]))}")
+    twice = units.duplicated(["unit", "uid"])
+    if twice.any():
+        row = units[twice].iloc[0]
+        fail(f"put track {row['uid']} into unit {row['unit']} twice")
+    labels = units.groupby("unit")["label"].nunique()
+    if (labels != 1).any():
+        fail(f"gave unit {labels[labels != 1].index[0]} more than one label")
+    if units.groupby("unit")["label"].first().duplicated().any():
+        fail("gave two units the same label")
+    song = units.merge(tracks[["uid", "song_key"]], on="uid", how="left")
+    for unit, rows in song.groupby("unit"):
+        label = rows["label"].iloc[0]
+        for role in ROLES:
+            if not (rows["role"] == role).any():
+                fail(f"left unit {unit} ({label}) without {role} tracks")
+        sides = rows.groupby("song_key")["role"].nunique()
+        if (sides > 1).any():
+            key = sides[sides > 1].index[0]
+            parts = sorted(rows.loc[rows["song_key"] == key, "role"].unique())
+            fail(f"put song {key!r} on two sides of unit {unit} ({label}): {' and '.join(parts)}")
+
+
+def unit_numbers(splits: pd.DataFrame) -> list[int]:
+    """The units of a split table, in order."""
+    return sorted(int(u) for u in splits["unit"].unique())
+
+
+def unit_parts(splits: pd.DataFrame, unit: int) -> dict[str, list[str]]:
+    """The uids of the train, validation and test parts of ``unit``."""
+    rows = splits[splits["unit"] == unit]
+    return {role: rows.loc[rows["role"] == role, "uid"].tolist() for role in ROLES}
+
+
+def shares_one_test_set(splits: pd.DataFrame) -> bool:
+    """Whether every unit is scored on the same tracks (``holdout-kfold`` without repeats):
+    the units' predictions of one track can then be averaged into a fold ensemble."""
+    tests = splits[splits["role"] == "test"].groupby("unit")["uid"].apply(frozenset)
+    return tests.nunique() == 1

@@ -14,14 +14,17 @@ from mer_bench.selection import Policy
 
 
 class Preset(BaseModel):
-    """Protocol settings and per-model settings applied before the config file and CLI."""
+    """Run settings, the protocol with its settings, and per-model settings applied before
+    the config file and the command line."""
 
     model_config = ConfigDict(extra="forbid")
 
     description: str = ""
-    test_size: float | None = None
-    folds: int | None = None
     clip_seconds: float | None = None
+    #: The evaluation protocol (a protocol plugin's name).
+    protocol: str | None = None
+    #: Per protocol name, that protocol's settings (used when a run takes that protocol).
+    protocols: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: Per dataset name ("*": the others), which prepared tracks to keep.
     selection: dict[str, Policy] = Field(default_factory=dict)
     #: Per model name, that model's settings.
@@ -29,9 +32,9 @@ class Preset(BaseModel):
     #: Per model name, settings of the feature extractor that model consumes.
     feature_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
-    def protocol_values(self) -> dict[str, Any]:
-        """The protocol fields this preset sets (those left out are not set)."""
-        return self.model_dump(exclude={"description", "models", "feature_settings"}, exclude_none=True)
+    def run_values(self) -> dict[str, Any]:
+        """The run-config fields this preset sets itself (those left out are not set)."""
+        return self.model_dump(include={"clip_seconds", "protocol", "selection"}, exclude_none=True)
 
 
 class Measured(BaseModel):

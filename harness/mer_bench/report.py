@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -9,42 +10,55 @@ from typing import Any
 import pandas as pd
 
 from mer_bench.errors import RunError
-from mer_bench.heldout import heldout_summary
 from mer_bench.registry import Registry
 from mer_bench.results import RunFolder
+from mer_bench.run_records import Summary
 from mer_bench.types import QUADRANTS
 
 FORMATS = ("terminal", "markdown", "csv", "latex", "json")
 #: Columns too long for a terminal; the other formats carry them.
-TERMINAL_HIDDEN = ("Protocol", "Printed in", "Citation")
+TERMINAL_HIDDEN = ("Kind", "Protocol in words", "Printed in", "Citation")
+
+
+#: More units than this are summarised per repeat (or not listed) in Table 3.
+MAX_UNIT_COLUMNS = 12
 
 
 def table3(folder: RunFolder) -> pd.DataFrame:
-    """Accuracy and macro F1 per fold, their mean ("All Folds") and std (Table 3 of the paper)."""
-    summary = folder.read_json("summary.json")
-    folds = folder.fold_metrics(summary["folds"])
-    if len(folds) < summary["folds"]:
-        raise RunError(f"run {folder.run_id} has {len(folds)} of {summary['folds']} folds; resume it first")
+    """Accuracy and macro F1 per unit, their mean and std (Table 3 of the paper, whose
+    units are folds: "Fold 1" .. "Fold 5" and "All Folds"). A run of many units (repeated
+    cross-validation) shows each repeat's mean instead of each unit."""
+    summary = folder.summary()
+    units = folder.unit_metrics(folder.manifest().unit_numbers())
+    if len(units) < len(summary.units):
+        raise RunError(f"run {folder.run_id} has {len(units)} of {len(summary.units)} units; resume it first")
+    folds = all(m.label.startswith("Fold ") for m in units)
     rows = []
     for key, label in (("accuracy", "Accuracy"), ("macro_f1", "F1-score (macro)")):
         row: dict[str, Any] = {"Metric": label}
-        row.update({f"Fold {m['fold']}": m[key] for m in folds})
-        row["All Folds"] = summary["metrics"][key]["mean"]
-        row["Std"] = summary["metrics"][key]["std"]
+        if len(units) <= MAX_UNIT_COLUMNS:
+            row.update({m.label: getattr(m, key) for m in units})
+        elif summary.repeats is not None:
+            for r in sorted({m.repeat for m in units}):
+                row[f"Repeat {r}"] = float(pd.Series([getattr(m, key) for m in units if m.repeat == r]).mean())
+        row["All Folds" if folds else "All units"] = getattr(summary.metrics, key).mean
+        row["Std"] = getattr(summary.metrics, key).std
+        if summary.repeats is not None:
+            row["Std over repeats"] = getattr(summary.repeats, key).std
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def test_set_table(folder: RunFolder) -> tuple[pd.DataFrame, str]:
-    """The test set's figures, each named for what it is, and a title saying how many tracks
-    and what the intervals are: the mean over folds (the paper's figure, Table 3's "All
-    Folds") and the fold ensemble, with bootstrap intervals over test tracks."""
-    held = folder.read_json("summary.json").get("test_set")
-    if held is None:  # a run finished by an older mer-bench
-        summary = folder.read_json("summary.json")
-        held = heldout_summary(folder.fold_predictions(summary["folds"]), seed=summary["seed"])
-    metrics = folder.read_json("summary.json")["metrics"]
-    level = f"{held['confidence']:.0%}"
+def test_set_table(folder: RunFolder) -> tuple[pd.DataFrame, str] | None:
+    """The shared test set's figures, each named for what it is, and a title saying how many
+    tracks and what the intervals are: the mean over folds (the paper's figure, Table 3's
+    "All Folds") and the fold ensemble, with bootstrap intervals over test tracks. None
+    when the run's units are scored on different tracks (no shared test set)."""
+    summary = folder.summary()
+    held = summary.test_set
+    if held is None:
+        return None
+    level = f"{held.confidence:.0%}"
 
     def span(interval: list[float]) -> str:
         return f"{interval[0]:.3f} to {interval[1]:.3f}"
@@ -53,103 +67,133 @@ def test_set_table(folder: RunFolder) -> tuple[pd.DataFrame, str]:
         [
             {
                 "Figure": "Mean over folds (the paper's; Table 3 All Folds)",
-                "Accuracy": held["accuracy_mean_over_folds"]["value"],
-                f"Accuracy {level} interval": span(held["accuracy_mean_over_folds"]["interval"]),
-                "F1-score (macro)": metrics["macro_f1"]["mean"],
+                "Accuracy": held.accuracy_mean_over_folds.value,
+                f"Accuracy {level} interval": span(held.accuracy_mean_over_folds.interval),
+                "F1-score (macro)": summary.metrics.macro_f1.mean,
             },
             {
                 "Figure": "Fold ensemble (mean of the fold models' probabilities)",
-                "Accuracy": held["fold_ensemble"]["accuracy"],
-                f"Accuracy {level} interval": span(held["fold_ensemble"]["accuracy_interval"]),
-                "F1-score (macro)": held["fold_ensemble"]["macro_f1"],
+                "Accuracy": held.fold_ensemble.accuracy,
+                f"Accuracy {level} interval": span(held.fold_ensemble.accuracy_interval),
+                "F1-score (macro)": held.fold_ensemble.macro_f1,
             },
         ]
     )
     title = (
-        f"The test set: {held['tracks']} tracks, each predicted by every fold's model "
-        f"({level} intervals: bootstrap over test tracks, {held['resamples']} resamples)"
+        f"The test set: {held.tracks} tracks, each predicted by every fold's model "
+        f"({level} intervals: bootstrap over test tracks, {held.resamples} resamples)"
     )
     return table, title
 
 
 def table4(folder: RunFolder) -> pd.DataFrame:
-    """Per-class precision, recall and F1, averaged over folds (Table 4 of the paper)."""
-    per_class = folder.read_json("summary.json")["metrics"]["per_class"]
+    """Per-class precision, recall and F1, averaged over units (Table 4 of the paper)."""
+    per_class = folder.summary().metrics.per_class
     return pd.DataFrame(
         [
             {
                 "Class": q,
-                "Precision": per_class[q]["precision"]["mean"],
-                "Recall": per_class[q]["recall"]["mean"],
-                "F1-score": per_class[q]["f1"]["mean"],
+                "Precision": per_class[q]["precision"].mean,
+                "Recall": per_class[q]["recall"].mean,
+                "F1-score": per_class[q]["f1"].mean,
             }
             for q in QUADRANTS
         ]
     )
 
 
+def cross_matrix(folder: RunFolder, metric: str = "accuracy") -> pd.DataFrame | None:
+    """Train x test matrix of ``metric`` (rows: the dataset trained on, columns: the dataset
+    scored on), when every unit trains on one dataset and is scored on one (``cross``); else None."""
+    units = folder.unit_metrics(folder.manifest().unit_numbers())
+    if not units or not all(len(m.train_datasets) == 1 and len(m.test_datasets) == 1 for m in units):
+        return None
+    cells = pd.DataFrame(
+        [{"Trained on": m.train_datasets[0], "Tested on": m.test_datasets[0], "value": getattr(m, metric)} for m in units]
+    )
+    if cells.duplicated(["Trained on", "Tested on"]).any():
+        return None
+    return cells.pivot(index="Trained on", columns="Tested on", values="value").rename_axis(columns=None).reset_index()
+
+
+def data_key(folder: RunFolder) -> str:
+    """Eight hex digits over a run's datasets and their data fingerprints: re-runs with the
+    same key used the same tracks, audio and labels."""
+    data = folder.manifest().data
+    text = "\n".join(f"{name}:{data[name].fingerprint}" for name in sorted(data))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def leaderboard(registry: Registry, folders: list[RunFolder]) -> pd.DataFrame:
-    """Published results and re-runs side by side (Table 5 of the paper, with provenance)."""
+    """Published results and re-runs side by side (Table 5 of the paper, with provenance).
+
+    A re-run's row is keyed by its protocol, datasets and data (a digest of its data
+    fingerprints); re-runs are grouped by protocol, datasets and data, in that order, and
+    never ranked against one another. "vs published" is filled only where a published row
+    was measured like the re-run (:func:`_versus_published`).
+    """
     rows = [
         {
             "System": p.system,
             "Datasets": ", ".join(p.datasets),
-            "Protocol": p.protocol,
+            "Protocol": p.measured.validation,
+            "Data": "as published",
             "Metric": p.metric,
             "Value": p.value,
             "Std": None,
             "Kind": "published",
             "Source": p.reference,
             "vs published": None,
+            "Protocol in words": p.protocol,
             "Printed in": p.source,
             "Citation": p.citation,
         }
         for p in registry.published
     ]
+    reruns = []
     for folder in folders:
-        summary = folder.read_json("summary.json")
-        protocol = (
-            f"mer-bench {summary['preset']}: {summary['test_size']:.0%} held-out test, "
-            f"stratified {summary['folds']}-fold CV, seed {summary['seed']}"
-        )
+        summary = folder.summary()
         for key in ("accuracy", "macro_f1"):
-            value = summary["metrics"][key]["mean"]
-            rows.append(
+            value = getattr(summary.metrics, key).mean
+            reruns.append(
                 {
-                    "System": f"{summary['model']} ({summary['feature']})",
-                    "Datasets": ", ".join(summary["datasets"]),
-                    "Protocol": protocol,
+                    "System": f"{summary.model} ({summary.feature})",
+                    "Datasets": ", ".join(summary.datasets),
+                    "Protocol": summary.protocol.name,
+                    "Data": data_key(folder),
                     "Metric": key,
                     "Value": value,
-                    "Std": summary["metrics"][key]["std"],
+                    "Std": getattr(summary.metrics, key).std,
                     "Kind": "re-run",
-                    "Source": f"run {summary['run_id']}",
+                    "Source": f"run {summary.run_id}",
                     "vs published": _versus_published(registry, summary, key, value),
+                    "Protocol in words": f"mer-bench {summary.preset}: {summary.protocol.description}, seed {summary.seed}",
                     "Printed in": "",
                     "Citation": "",
                 }
             )
-    return pd.DataFrame(rows)
+    reruns.sort(key=lambda r: (r["Protocol"], r["Datasets"], r["Data"]))
+    return pd.DataFrame(rows + reruns)
 
 
-def _versus_published(registry: Registry, summary: dict, metric: str, value: float) -> str | None:
+def _versus_published(registry: Registry, summary: Summary, metric: str, value: float) -> str | None:
     """``+0.021 (Cazzaniga et al. 2024)`` for a re-run of a published system, else None.
 
     Only a published row of the same model, on the same datasets, with the same metric
-    name, measured the way a run measures (a held-out test set scored by every fold's
-    model, the mean over folds, with the run's number of folds and test share) is a
+    name, measured the way the run's protocol measures (the same validation scheme, folds,
+    repeats, test share and aggregation, as the protocol plugin states them) is a
     counterpart: a demo run, an F1 of unstated averaging or a score of one fold is not.
     """
+    run = summary.protocol.measured
+    if run is None:
+        return None
+    fields = ("validation", "aggregation", "folds", "repeats", "test_size")
     for p in registry.published:
-        m = p.measured
-        same_protocol = (m.validation, m.aggregation, m.folds, m.test_size) == (
-            "holdout+kfold", "mean over folds", summary["folds"], summary["test_size"]
-        )
         if (
-            p.model == summary["model"]
+            p.model == summary.model
             and p.metric == metric
-            and set(p.datasets) == set(summary["datasets"])
-            and same_protocol
+            and set(p.datasets) == set(summary.datasets)
+            and all(getattr(p.measured, f) == getattr(run, f) for f in fields)
         ):
             return f"{value - p.value:+.3f} ({p.reference})"
     return None

@@ -1,9 +1,10 @@
-"""The run folder: manifest, splits, preparation report, one folder per fold, summary.
+"""The run folder: manifest, splits, preparation report, one folder per unit, summary.
 
-Every file is written atomically (a temporary file, then a rename). A fold is written
-into ``fold-K.partial/`` and renamed to ``fold-K/`` when complete, so a ``fold-K``
-folder is a finished fold and an interrupted run resumes at the first missing one.
-Folds are numbered from 1 (``fold-1`` .. ``fold-5``), as the tables number them.
+Every file is written atomically (a temporary file, then a rename). A unit is written
+into ``unit-K.partial/`` and renamed to ``unit-K/`` when complete, so a ``unit-K``
+folder is a finished unit and an interrupted run resumes at the missing ones. Units are
+numbered from 1, in the order of ``manifest.json``'s ``units`` (their labels). The JSON
+files are read through the typed records of :mod:`mer_bench.run_records`.
 """
 
 from __future__ import annotations
@@ -19,14 +20,18 @@ import socket
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
+from pydantic import BaseModel, ValidationError
 
 from mer_bench.atomic import atomic_write
 from mer_bench.cache import library_versions
 from mer_bench.errors import RunError
 from mer_bench.plugin_calls import one_line
+from mer_bench.run_records import FORMAT_VERSION, Manifest, Summary, UnitMetrics, stored_format
+
+RecordT = TypeVar("RecordT", bound=BaseModel)
 
 #: Libraries whose versions can change a run's numbers.
 KEY_PACKAGES = ("mer-bench", "numpy", "pandas", "scikit-learn", "scipy", "librosa", "soundfile", "soxr", "pluggy")
@@ -88,11 +93,6 @@ def new_run_id(config: dict[str, Any], now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:6]
     return f"{now:%Y%m%d-%H%M%S}-{config['model']}-{digest}"
-
-
-def fold_numbers(folds: int) -> range:
-    """The numbers of a run's ``folds`` folds: 1 to ``folds``, in folders, tables and ``splits.csv`` alike."""
-    return range(1, folds + 1)
 
 
 class RunFolder:
@@ -191,15 +191,43 @@ class RunFolder:
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise RunError(f"run {self.run_id}: {name} is not a readable CSV table: {one_line(exc)}") from None
 
-    def fold_dir(self, fold: int) -> Path:
-        return self.path / f"fold-{fold}"
+    def read_record(self, name: str, record: type[RecordT]) -> RecordT:
+        """``name`` as a ``record`` (:mod:`mer_bench.run_records`); RunError when the file is
+        missing or damaged, or the folder was written in another run-folder format."""
+        data = self.read_json(name)
+        version = stored_format(data)
+        # The manifest and the summary carry the folder's format; a unit's files follow them.
+        if "format_version" in record.model_fields and version != FORMAT_VERSION:
+            written = data.get("mer_bench_version") if isinstance(data, dict) else None
+            by = f" by mer-bench {written}" if written else " by an older mer-bench"
+            raise RunError(
+                f"run {self.run_id} was written{by} in run-folder format {version}; this mer-bench reads format "
+                f"{FORMAT_VERSION}: re-run it, or read it with the mer-bench that wrote it"
+            )
+        try:
+            return record.model_validate(data)
+        except ValidationError as exc:
+            problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+            raise RunError(f"run {self.run_id}: {name} is damaged ({problem})") from None
 
-    def fold_done(self, fold: int) -> bool:
-        return (self.fold_dir(fold) / "metrics.json").is_file()
+    def manifest(self) -> Manifest:
+        return self.read_record("manifest.json", Manifest)
 
-    def start_fold(self, fold: int) -> Path:
-        """A fresh staging folder for ``fold``; anything an interrupted attempt left is removed."""
-        staging = self.path / f"fold-{fold}.partial"
+    def summary(self) -> Summary:
+        """The summary of a finished run; RunError naming ``--resume`` when it is unfinished."""
+        if not (self.path / "summary.json").is_file() and (self.path / "manifest.json").is_file():
+            raise RunError(f"run {self.run_id} is unfinished; `{self.resume_command()}` finishes it")
+        return self.read_record("summary.json", Summary)
+
+    def unit_dir(self, unit: int) -> Path:
+        return self.path / f"unit-{unit}"
+
+    def unit_done(self, unit: int) -> bool:
+        return (self.unit_dir(unit) / "metrics.json").is_file()
+
+    def start_unit(self, unit: int) -> Path:
+        """A fresh staging folder for ``unit``; anything an interrupted attempt left is removed."""
+        staging = self.path / f"unit-{unit}.partial"
         shutil.rmtree(staging, ignore_errors=True)
         try:
             staging.mkdir()
@@ -207,17 +235,21 @@ class RunFolder:
             raise RunError(f"run {self.run_id}: cannot create {staging.name} ({exc.strerror or exc})") from None
         return staging
 
-    def finish_fold(self, fold: int, staging: Path) -> None:
-        """Publish a completed fold by renaming its staging folder."""
-        os.replace(staging, self.fold_dir(fold))
+    def finish_unit(self, unit: int, staging: Path) -> None:
+        """Publish a completed unit by renaming its staging folder."""
+        os.replace(staging, self.unit_dir(unit))
 
-    def fold_metrics(self, folds: int) -> list[dict[str, Any]]:
-        """The metrics of every finished fold, in fold order."""
-        return [self.read_json(f"fold-{k}/metrics.json") for k in fold_numbers(folds) if self.fold_done(k)]
+    def finished_units(self, units: list[int]) -> list[int]:
+        """Those of ``units`` that are done, in order."""
+        return [k for k in units if self.unit_done(k)]
 
-    def fold_predictions(self, folds: int) -> pd.DataFrame:
-        """The test predictions of every finished fold, one table with a ``fold`` column."""
-        parts = [
-            self.read_csv(f"fold-{k}/predictions.csv").assign(fold=k) for k in fold_numbers(folds) if self.fold_done(k)
-        ]
+    def unit_metrics(self, units: list[int]) -> list[UnitMetrics]:
+        """The metrics of every finished unit of ``units``, in order."""
+        return [self.read_record(f"unit-{k}/metrics.json", UnitMetrics) for k in self.finished_units(units)]
+
+    def unit_predictions(self, units: list[int]) -> pd.DataFrame:
+        """The test predictions of every finished unit of ``units``, one table with a ``unit`` column."""
+        parts = [self.read_csv(f"unit-{k}/predictions.csv").assign(unit=k) for k in self.finished_units(units)]
+        if not parts:
+            raise RunError(f"run {self.run_id} has no finished unit yet")
         return pd.concat(parts, ignore_index=True)

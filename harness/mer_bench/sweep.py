@@ -1,10 +1,11 @@
-"""A benchmark grid: several models on the same datasets, every fold job of every run
-scheduled together by one executor, resumable, with the run folders as the only output.
+"""A benchmark grid: several models, under one or several protocols, on the same datasets,
+every unit job of every run scheduled together by one executor, resumable, with the run
+folders as the only output.
 
 The driver prepares each run here (discover to features, through the shared cache), then
-hands all unfinished fold jobs to the executor at once and writes each result into its
+hands all unfinished unit jobs to the executor at once and writes each result into its
 run folder as it arrives. A sweep is identified by what it computes; running the same
-sweep again resumes its runs (finished folds are not rerun), recorded in
+sweep again resumes its runs (finished units are not rerun), recorded in
 ``<runs>/sweeps/<sweep id>.json``.
 """
 
@@ -22,37 +23,40 @@ from mer_bench.atomic import atomic_write
 from mer_bench.config import RunConfig, build_config, read_config_file, validate_settings
 from mer_bench.errors import ConfigError, RunError
 from mer_bench.executors import Outcome, execute
-from mer_bench.pipeline import PreparedRun, finish_run, fit_fold, prepare_run, write_fold
+from mer_bench.pipeline import PreparedRun, finish_run, fit_unit, prepare_run, write_unit
 from mer_bench.plugin_manager import PluginSet
 from mer_bench.progress import SILENT, Progress
 from mer_bench.registry import Registry
 from mer_bench.results import RunFolder
 
-SWEEP_KEYS = ("models", "executor", "executor_settings", "retries", "model_settings")
+SWEEP_KEYS = ("models", "protocols", "executor", "executor_settings", "retries", "model_settings")
 
 
 class SweepConfig(BaseModel):
-    """Which runs a sweep makes and where their fold jobs run."""
+    """Which runs a sweep makes and where their unit jobs run."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     models: list[str] = Field(min_length=1)
+    #: Protocol names; every model runs under each. Empty: the run's (preset's) protocol.
+    protocols: list[str] = Field(default_factory=list)
     executor: str = "local"
     executor_settings: dict[str, Any] = Field(default_factory=dict)
-    #: How many more times a failed fold job is run before it is reported.
+    #: How many more times a failed unit job is run before it is reported.
     retries: int = Field(1, ge=0)
-    #: Run-config values every run shares: datasets, preset, seed, folds, clip_seconds, paths, ...
+    #: Run-config values every run shares: datasets, preset, seed, clip_seconds, paths, and
+    #: ``protocol_settings`` by protocol name (``[protocol_settings.cv] folds = 10``).
     run: dict[str, Any] = Field(default_factory=dict)
     #: Model settings by model name.
     model_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
-    @field_validator("models")
+    @field_validator("models", "protocols")
     @classmethod
-    def _unique(cls, models: list[str]) -> list[str]:
-        repeated = sorted({m for m in models if models.count(m) > 1})
+    def _unique(cls, names: list[str]) -> list[str]:
+        repeated = sorted({m for m in names if names.count(m) > 1})
         if repeated:
-            raise ValueError(f"models named more than once: {', '.join(repeated)}")
-        return models
+            raise ValueError(f"named more than once: {', '.join(repeated)}")
+        return names
 
 
 def build_sweep(registry: Registry, overrides: dict[str, Any], config_file: Path | None = None) -> SweepConfig:
@@ -64,12 +68,14 @@ def build_sweep(registry: Registry, overrides: dict[str, Any], config_file: Path
     given = {k: v for k, v in overrides.items() if v is not None}
     merged = {**values, **given}
     merged["executor_settings"] = {**values.get("executor_settings", {}), **given.get("executor_settings", {})}
-    if isinstance(merged.get("models"), str):
-        merged["models"] = [m.strip() for m in merged["models"].split(",") if m.strip()]
+    for key in ("models", "protocols"):
+        if isinstance(merged.get(key), str):
+            merged[key] = [m.strip() for m in merged[key].split(",") if m.strip()]
     sweep_values = {k: merged[k] for k in SWEEP_KEYS if k in merged}
     sweep_values["run"] = {k: v for k, v in merged.items() if k not in SWEEP_KEYS}
-    if "model" in sweep_values["run"]:
-        raise ConfigError("a sweep names its models with 'models', not 'model'")
+    for one, many in (("model", "models"), ("protocol", "protocols")):
+        if one in sweep_values["run"]:
+            raise ConfigError(f"a sweep names its {many} with '{many}', not '{one}'")
     try:
         return SweepConfig.model_validate(sweep_values)
     except ValidationError as exc:
@@ -78,13 +84,24 @@ def build_sweep(registry: Registry, overrides: dict[str, Any], config_file: Path
 
 
 def run_configs(registry: Registry, sweep: SweepConfig) -> list[RunConfig]:
-    """One run config per model, each built as ``mer-bench run`` would build it."""
-    return [
-        build_config(
-            registry, {**sweep.run, "model": model, "model_settings": sweep.model_settings.get(model, {})}
-        )
-        for model in sweep.models
-    ]
+    """One run config per model and protocol, each built as ``mer-bench run`` would build it."""
+    by_protocol = sweep.run.get("protocol_settings", {})
+    shared = {k: v for k, v in sweep.run.items() if k != "protocol_settings"}
+    configs = []
+    for protocol in sweep.protocols or [None]:
+        for model in sweep.models:
+            values = {**shared, "model": model, "protocol": protocol, "model_settings": sweep.model_settings.get(model, {})}
+            if protocol is not None:
+                values["protocol_settings"] = by_protocol.get(protocol, {})
+            elif by_protocol:
+                raise ConfigError("[protocol_settings] of a sweep is keyed by protocol: name the protocols with 'protocols'")
+            configs.append(build_config(registry, values))
+    return configs
+
+
+def run_key(config: RunConfig) -> str:
+    """A run's key in the sweep's state file: its model, and its protocol."""
+    return f"{config.model}/{config.protocol}"
 
 
 def sweep_id(configs: list[RunConfig]) -> str:
@@ -95,7 +112,7 @@ def sweep_id(configs: list[RunConfig]) -> str:
 
 @dataclass
 class SweepResult:
-    """A sweep's finished runs, its unfinished ones, and the fold jobs that failed every attempt."""
+    """A sweep's finished runs, its unfinished ones, and the unit jobs that failed every attempt."""
 
     sweep_id: str
     finished: list[RunFolder]
@@ -112,7 +129,7 @@ def run_sweep(
     progress: Progress = SILENT,
     command: list[str] | None = None,
 ) -> SweepResult:
-    """Prepare (or resume) every run, execute all unfinished fold jobs, write the summaries."""
+    """Prepare (or resume) every run, execute all unfinished unit jobs, write the summaries."""
     executor = plugins.executor(sweep.executor)
     settings = validate_settings(executor.settings_model, sweep.executor_settings, f"executor {executor.name!r}")
     executor.check(settings)
@@ -130,12 +147,12 @@ def run_sweep(
 
     runs: dict[str, PreparedRun] = {}
     for config in configs:
-        known = state["runs"].get(config.model)
+        known = state["runs"].get(run_key(config))
         resume = known if known and (Path(runs_dir) / known / "manifest.json").is_file() else None
         run = prepare_run(config, plugins, runs_dir, resume=resume, progress=progress, command=command)
         runs[run.folder.run_id] = run
         # Recorded at once, so that an interrupted sweep finds this run again.
-        state["runs"][config.model] = run.folder.run_id
+        state["runs"][run_key(config)] = run.folder.run_id
         atomic_write(state_path, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode())
 
     jobs = [job for run in runs.values() for job in run.jobs()]
@@ -143,8 +160,8 @@ def run_sweep(
         executor,
         settings,
         jobs,
-        fit_fold,
-        lambda job, result: write_fold(runs[job.run_id].folder, result),
+        fit_unit,
+        lambda job, result: write_unit(runs[job.run_id].folder, result),
         retries=sweep.retries,
         progress=progress,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,9 @@ from pydantic import BaseModel
 
 from mer_bench.errors import DatasetError
 from mer_bench.executors import Resources
+
+if TYPE_CHECKING:
+    from mer_bench.registry import Measured
 
 #: The four quadrants of Russell's valence/arousal plane, in class-index order.
 QUADRANTS: tuple[str, ...] = ("A+V+", "A+V-", "A-V-", "A-V+")
@@ -206,6 +209,60 @@ class ModelFactory(Protocol):
     def build(self, settings: Any, n_classes: int, seed: int) -> Model: ...
 
     def load(self, folder: Path) -> Model: ...
+
+
+#: What a track does in an evaluation unit: the model fits on ``train``, stops early on ``val``
+#: and is scored on ``test``.
+ROLES: tuple[str, ...] = ("train", "val", "test")
+#: Columns every unit table has (see :class:`EvaluationProtocol`).
+UNIT_COLUMNS: tuple[str, ...] = ("unit", "label", "uid", "role")
+
+
+@runtime_checkable
+class EvaluationProtocol(Protocol):
+    """Turns a run's prepared tracks into evaluation units: what each model fits, stops early
+    on and is scored on.
+
+    ``units`` gets the prepared track table, one row per track sorted by ``uid``
+    (``dataset/track_id``), with ``dataset``, ``track_id``, ``quadrant``, ``song_key`` (filled:
+    tracks of one song share it, across datasets too), ``genre``, ``arousal``, ``valence`` and
+    any column a loader added (``official_split``). It returns a long table with the columns
+    of :data:`UNIT_COLUMNS`, one row per track and unit that uses it: ``unit`` numbers the
+    units 1, 2, ...; ``label`` names the unit for tables ("Fold 3", "test on pmemo");
+    ``role`` is one of :data:`ROLES`. A track a unit does not use has no row for it. Other
+    columns (a ``stratum``) are kept in ``splits.csv``; an integer ``repeat`` column groups
+    units into repeats, and the summary then gives the mean and spread over repeats.
+
+    The same tracks, settings and seed must give the same table. The harness checks it
+    before any model is fitted: every unit has train, val and test tracks, every uid is a
+    prepared track, and no song sits on two sides of a unit.
+
+    ``check`` runs before any data is read. ``describe`` and ``measured`` say how the run was
+    evaluated, in words for tables and in the fields published results carry, so that the
+    leaderboard sets a re-run beside a published number only when both were measured alike.
+    A class that subclasses this protocol inherits a ``check`` that checks nothing, a
+    ``describe`` that gives its name and settings, and a ``measured`` of None (like no
+    published protocol).
+    """
+
+    name: str
+    settings_model: type[BaseModel]
+
+    def check(self, settings: Any, datasets: list[str]) -> None:
+        """Raise :class:`~mer_bench.errors.ProtocolError` if this protocol cannot evaluate a
+        run of ``datasets`` with ``settings`` (too few datasets); by default nothing is checked."""
+
+    def describe(self, settings: Any) -> str:
+        """The protocol with ``settings`` in words, for tables; by default its name and settings."""
+        values = ", ".join(f"{k}={v}" for k, v in settings.model_dump().items())
+        return f"{self.name} ({values})" if values else self.name
+
+    def measured(self, settings: Any) -> Measured | None:
+        """The protocol with ``settings`` in the fields of a published result
+        (:class:`mer_bench.registry.Measured`), or None when no published protocol is like it."""
+        return None
+
+    def units(self, tracks: pd.DataFrame, settings: Any, seed: int) -> pd.DataFrame: ...
 
 
 def _rows(df: pd.DataFrame, mask) -> str:

@@ -13,6 +13,12 @@ How a piece follows its (hidden) valence v and arousal a, both in [-1, 1]:
 The published labels are the hidden values plus annotator noise, so points near the
 axes are ambiguous, as in real annotations. About one piece in twelve is shorter than
 24 s, and the quadrants are unbalanced, so preparation has work to do.
+
+Three sources share these cues but differ in how they sound, so that a model fitted on
+one can be scored on another (protocols ``lodo`` and ``cross``): ``demo`` (the
+``studio`` character: the clean synthesis), ``demo-lofi`` (band-limited to 4 kHz, hiss,
+soft clipping, 8 kHz files) and ``demo-live`` (a reverberant room and crowd noise, 22.05
+kHz stereo). Their pieces are different songs (their own seeds, titles and artists).
 """
 
 from __future__ import annotations
@@ -103,6 +109,39 @@ def synthesize(params: dict, seconds: float, sample_rate: int, rng: np.random.Ge
     return out.astype(np.float32)
 
 
+#: How each character sounds, for :meth:`DemoDataset.describe`.
+CHARACTERS = {
+    "studio": "clean synthesis",
+    "lofi": "band-limited to 4 kHz, with hiss and soft clipping, as from a cheap recorder",
+    "live": "in a reverberant room with crowd noise",
+}
+
+
+def colour(audio: np.ndarray, character: str, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """``audio`` as a source of ``character`` records it; the emotion cues (tempo, mode,
+    register, loudness, percussion) are left as they are. ``studio`` is unchanged."""
+    if character == "studio":
+        return audio
+    peak = float(np.abs(audio).max()) or 1.0
+    if character == "lofi":
+        import soxr
+
+        narrow = soxr.resample(soxr.resample(audio, sample_rate, 8000), 8000, sample_rate)[: len(audio)]
+        hiss = rng.normal(0, 0.02 * peak, len(narrow))
+        return (peak * np.tanh(2.5 * (narrow + hiss) / peak) / np.tanh(2.5)).astype(np.float32)
+    if character == "live":
+        from scipy.signal import fftconvolve
+
+        tail = np.arange(int(0.8 * sample_rate)) / sample_rate
+        room = rng.normal(0, 1, len(tail)) * np.exp(-tail / 0.18)
+        room[0] = 8.0  # the direct sound
+        wet = fftconvolve(audio, room / np.abs(room).sum() * 4)[: len(audio)]
+        crowd = np.convolve(rng.normal(0, 1, len(audio)), np.ones(40) / 40, mode="same")
+        mixed = wet + 0.15 * peak * crowd / (np.abs(crowd).max() or 1.0)
+        return (mixed * peak / (np.abs(mixed).max() or 1.0)).astype(np.float32)
+    raise ValueError(f"unknown demo character {character!r}; known: {', '.join(CHARACTERS)}")
+
+
 def _write(path: Path, audio: np.ndarray, sample_rate: int, fmt: str) -> None:
     import soundfile as sf
 
@@ -110,8 +149,12 @@ def _write(path: Path, audio: np.ndarray, sample_rate: int, fmt: str) -> None:
     sf.write(str(path), audio, sample_rate, format=fmt, subtype=subtype)
 
 
-def generate(root: Path, tracks_per_quadrant: int, seed: int) -> None:
-    """Write the demo dataset into ``root`` (atomically: a temporary folder renamed at the end)."""
+def generate(root: Path, tracks_per_quadrant: int, seed: int, character: str = "studio", name: str = "demo") -> None:
+    """Write a demo source into ``root`` (atomically: a temporary folder renamed at the end).
+
+    ``character`` says how it sounds (:data:`CHARACTERS`); a source other than the studio
+    one names its pieces after itself (``name``), so that no two sources share a song.
+    """
     import soxr
 
     rng = np.random.default_rng(seed)
@@ -129,9 +172,16 @@ def generate(root: Path, tracks_per_quadrant: int, seed: int) -> None:
                 params = piece_parameters(arousal, valence, rng)
                 short = rng.random() < 1 / 12
                 seconds = float(rng.uniform(12, 22) if short else rng.uniform(25, 32))
-                audio = synthesize(params, seconds, 16000, rng)
+                audio = colour(synthesize(params, seconds, 16000, rng), character, 16000, rng)
                 # Mixed formats, rates and channel counts, as real archives have.
-                if index % 20 == 3:
+                if character == "lofi":
+                    fmt, ext, sample_rate = "FLAC", "flac", 8000
+                    audio = soxr.resample(audio, 16000, sample_rate)
+                elif character == "live":
+                    fmt, ext, sample_rate = ("OGG", "ogg", 22050) if index % 2 else ("WAV", "wav", 22050)
+                    audio = soxr.resample(audio, 16000, sample_rate)
+                    audio = np.stack([audio, 0.9 * audio + 0.1 * np.roll(audio, 331)], axis=1)
+                elif index % 20 == 3:
                     fmt, ext, sample_rate = "WAV", "wav", 22050
                     audio = soxr.resample(audio, 16000, sample_rate)
                     audio = np.stack([audio, 0.8 * audio], axis=1)
@@ -151,13 +201,13 @@ def generate(root: Path, tracks_per_quadrant: int, seed: int) -> None:
                         "arousal": round(float(noisy[0]), 4),
                         "valence": round(float(noisy[1]), 4),
                         "genre": GENRES[int(np.clip(round(1.5 + 1.5 * arousal + rng.normal(0, 0.8)), 0, 3))],
-                        "title": f"Demo piece {index}",
-                        "artist": f"Synth {index % 17}",
+                        "title": f"Demo piece {index}" if character == "studio" else f"{name} piece {index}",
+                        "artist": f"Synth {index % 17}" if character == "studio" else f"{name} synth {index % 17}",
                     }
                 )
         pd.DataFrame(rows, columns=COLUMNS).to_csv(staging / "annotations.csv", index=False)
         (staging / "VERSION.json").write_text(
-            json.dumps({"version": VERSION, "tracks_per_quadrant": tracks_per_quadrant, "seed": seed})
+            json.dumps({"version": VERSION, "tracks_per_quadrant": tracks_per_quadrant, "seed": seed, "character": character})
         )
         staging.rename(root)
     except BaseException:
@@ -166,20 +216,23 @@ def generate(root: Path, tracks_per_quadrant: int, seed: int) -> None:
 
 
 class DemoDataset(DatasetLoader):
-    """The synthetic demo dataset; ``tracks_per_quadrant`` and ``seed`` decide its content."""
+    """A synthetic demo source; ``tracks_per_quadrant``, ``seed`` and ``character`` decide its content."""
 
     scale = Scale(-1.0, 1.0)
     label_converter = "midpoint"
     folder_names: tuple[str, ...] = ()
 
-    def __init__(self, name: str = "demo", tracks_per_quadrant: int = 60, seed: int = 7):
+    def __init__(self, name: str = "demo", tracks_per_quadrant: int = 60, seed: int = 7, character: str = "studio"):
+        if character not in CHARACTERS:
+            raise ValueError(f"unknown demo character {character!r}; known: {', '.join(CHARACTERS)}")
         self.name = name
         self.tracks_per_quadrant = tracks_per_quadrant
         self.seed = seed
+        self.character = character
 
     def describe(self) -> DatasetInfo:
         return DatasetInfo(
-            title="mer-bench synthetic demo",
+            title=f"mer-bench synthetic demo ({CHARACTERS[self.character]})",
             download="generated locally on first use, nothing to download",
             layout="annotations.csv (track_id,file,arousal,valence,genre,title,artist) and audio/<track_id>.<ogg|flac|mp3|wav>",
             license="CC0: synthetic audio made by mer-bench",
@@ -188,11 +241,13 @@ class DemoDataset(DatasetLoader):
 
     def default_root(self) -> Path:
         """The generated copy in the cache, made now if it is not there yet."""
-        key = hashlib.sha256(f"{VERSION}|{self.tracks_per_quadrant}|{self.seed}".encode()).hexdigest()[:10]
+        # The studio source keeps the key it had before there were others, and so its cached copy.
+        character = "" if self.character == "studio" else f"|{self.character}|{self.name}"
+        key = hashlib.sha256(f"{VERSION}|{self.tracks_per_quadrant}|{self.seed}{character}".encode()).hexdigest()[:10]
         root = cache_dir() / "datasets" / f"demo-v{VERSION}-{key}"
         if not (root / "annotations.csv").is_file():
             try:
-                generate(root, self.tracks_per_quadrant, self.seed)
+                generate(root, self.tracks_per_quadrant, self.seed, self.character, self.name)
             except OSError as exc:
                 raise DatasetError(
                     f"demo dataset: cannot write it into {root} ({exc.strerror or exc}); point MER_BENCH_CACHE "
@@ -215,4 +270,8 @@ class DemoDataset(DatasetLoader):
 
 @hookimpl
 def mer_bench_datasets():
-    return [DemoDataset()]
+    return [
+        DemoDataset(),
+        DemoDataset("demo-lofi", tracks_per_quadrant=30, seed=8, character="lofi"),
+        DemoDataset("demo-live", tracks_per_quadrant=30, seed=9, character="live"),
+    ]

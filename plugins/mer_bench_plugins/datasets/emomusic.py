@@ -10,7 +10,8 @@ Values are the mean of 1..9 ratings; exactly 5 counts as low. The track list sta
 from the annotation ids, so the 256 unannotated clips are reported, not used.
 ``songs_info.csv`` pads its quoted fields with tab characters; every field is stripped.
 Each song has one genre, used to stratify the split, and the MediaEval 2013
-development/evaluation set is kept as the ``mediaeval_set`` column.
+development/evaluation set is kept as the ``mediaeval_set`` column and, as ``train`` and
+``test``, as ``official_split``: the split the ``official`` protocol follows.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ class EmoMusic(DatasetLoader):
                 "title": table["title"],
                 "artist": table["artist"],
                 "mediaeval_set": table["mediaeval_set"],
+                "official_split": table["mediaeval_set"].str.lower().map({"development": "train", "evaluation": "test"}),
             }
         )
         return LoadedDataset(tracks, excluded)
