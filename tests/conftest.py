@@ -124,3 +124,19 @@ def run_cli(*args: str, site: Path | None = None, env: dict | None = None, cwd: 
         cwd=cwd,
         timeout=timeout,
     )
+
+
+#: A third-party plugin module with three small demo sources that share the emotion cues
+#: but sound different (studio, lo-fi, live), for the cross-dataset protocols.
+TINY_SOURCES = """
+from mer_bench import hookimpl
+from mer_bench_plugins.datasets.demo import DemoDataset
+
+@hookimpl
+def mer_bench_datasets():
+    return [
+        DemoDataset(name="src-studio", tracks_per_quadrant=12, seed=21),
+        DemoDataset(name="src-lofi", tracks_per_quadrant=12, seed=22, character="lofi"),
+        DemoDataset(name="src-live", tracks_per_quadrant=12, seed=23, character="live"),
+    ]
+"""

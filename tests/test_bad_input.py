@@ -32,7 +32,7 @@ def data(tiny_plugins, tmp_path):
 
 
 def config(**overrides):
-    values = {"model": "majority", "datasets": "demo-tiny", "preset": "quick", "seed": 5, "folds": 2}
+    values = {"model": "majority", "datasets": "demo-tiny", "preset": "quick", "seed": 5, "protocol_settings": {"folds": 2}}
     return build_config(load_registry(), {**values, **overrides})
 
 
@@ -122,22 +122,22 @@ def test_predict_refuses_nan_audio_devices_and_a_damaged_model_file(tiny_plugins
         ("0", "non-finite-audio"), ("1", "audio-missing"), ("2", "audio-missing")
     ]
     assert "not a regular file" in excluded[1].detail
-    model_dir = finished.fold_dir(1) / "model"
+    model_dir = finished.unit_dir(1) / "model"
     (saved,) = [p for p in model_dir.iterdir() if p.is_file() and p.suffix != ".json"] or list(model_dir.iterdir())
     saved.write_bytes(saved.read_bytes()[: len(saved.read_bytes()) // 2])
     with pytest.raises(MerBenchError) as raised:
-        predict_files(finished, tiny_plugins, [ok], fold=1)
+        predict_files(finished, tiny_plugins, [ok], unit=1)
     message = str(raised.value)
     assert "\n" not in message and "majority" in message and finished.run_id in message
 
 
 def test_compare_refuses_an_empty_predictions_file(tiny_plugins, finished, tmp_path):
     other = run_benchmark(config(model="chance"), tiny_plugins, tmp_path / "runs")
-    (finished.fold_dir(2) / "predictions.csv").write_text("")
-    with pytest.raises(RunError, match=rf"run {finished.run_id}: fold-2/predictions.csv is empty \(a damaged run folder\)"):
+    (finished.unit_dir(2) / "predictions.csv").write_text("")
+    with pytest.raises(RunError, match=rf"run {finished.run_id}: unit-2/predictions.csv is empty \(a damaged run folder\)"):
         compare_runs(finished, other, resamples=10)
-    (finished.fold_dir(2) / "predictions.csv").write_text("uid,true,predicted\n")
-    with pytest.raises(RunError, match=r"fold-2/predictions.csv holds no predictions"):
+    (finished.unit_dir(2) / "predictions.csv").write_text("uid,true,predicted\n")
+    with pytest.raises(RunError, match=r"unit-2/predictions.csv holds no predictions"):
         compare_runs(finished, other, resamples=10)
 
 
@@ -182,7 +182,7 @@ def test_a_full_disk_leaves_either_no_run_or_one_that_resumes(tiny_plugins, tmp_
     assert f"Run {kept.name} is kept" in str(raised.value) and "No space left on device" in str(raised.value)
     monkeypatch.setattr(mer_bench.results, "atomic_write", REAL_WRITE)  # space freed
     folder = run_benchmark(config(), tiny_plugins, runs, resume=kept.name)
-    assert json.loads((folder.path / "summary.json").read_text())["folds"] == 2
+    assert json.loads((folder.path / "summary.json").read_text())["units"] == ["Fold 1", "Fold 2"]
 
 
 def test_a_cache_that_cannot_be_written_is_a_cache_error(tmp_path, monkeypatch):

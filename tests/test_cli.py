@@ -62,7 +62,7 @@ def test_all_means_the_four_paper_datasets(tmp_path):
         assert f"dataset {name} not found" in result.stderr
     unknown = run_cli("run", "--model", "logmel-mlp", "--datasets", "demo,dmeo", "--no-progress")
     assert unknown.stderr.strip() == (
-        "error: unknown dataset plugin 'dmeo'; known dataset plugins: 4q, bimodal, demo, emomusic, pmemo"
+        "error: unknown dataset plugin 'dmeo'; known dataset plugins: 4q, bimodal, demo, demo-live, demo-lofi, emomusic, pmemo"
     )
 
 
@@ -94,8 +94,12 @@ def test_set_reaches_the_model_and_its_feature_and_names_the_plugin_on_a_wrong_k
         "error: invalid settings for feature 'logmel-stats': n_mel: feature 'logmel-stats' has no such setting "
         "(its settings: sample_rate, n_mels, n_fft, hop_length)"
     )
-    target = run_cli(*args, "--set", "protocol.folds=3", site=tiny_site)
-    assert target.stderr.strip().startswith("error: --set protocol.folds: 'protocol' is not something --set configures")
+    target = run_cli(*args, "--set", "protocl.folds=3", site=tiny_site)
+    assert target.stderr.strip().startswith("error: --set protocl.folds: 'protocl' is not something --set configures")
+    protocol = run_cli(*args, "--protocol", "lodo", "--set", "protocol.folds=3", site=tiny_site)
+    assert protocol.stderr.strip() == (
+        "error: invalid settings for protocol 'lodo': folds: protocol 'lodo' has no such setting (its settings: val_size)"
+    )
 
 
 def test_plugins_json_lists_third_party_plugins_and_reports_broken_ones(tiny_site):
@@ -141,20 +145,20 @@ def test_a_run_killed_between_folds_resumes_to_the_same_result(tiny_site, tmp_pa
         stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 120
-    while time.time() < deadline and not (runs.exists() and any(runs.glob("*/fold-2/metrics.json"))):
+    while time.time() < deadline and not (runs.exists() and any(runs.glob("*/unit-2/metrics.json"))):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     run_dir = _only_run(runs)
     assert not (run_dir / "summary.json").exists()
-    finished = sorted(p.name for p in run_dir.glob("fold-?"))
-    assert "fold-1" in finished and "fold-5" not in finished
-    before = (run_dir / "fold-1" / "metrics.json").read_bytes()
+    finished = sorted(p.name for p in run_dir.glob("unit-?"))
+    assert "unit-1" in finished and "unit-5" not in finished
+    before = (run_dir / "unit-1" / "metrics.json").read_bytes()
 
     resumed = run_cli("run", "--resume", run_dir.name, "--runs-dir", str(runs), "--no-progress", site=tiny_site)
     assert resumed.returncode == 0, resumed.stderr
     assert "Table 3" in resumed.stdout
-    assert (run_dir / "fold-1" / "metrics.json").read_bytes() == before
+    assert (run_dir / "unit-1" / "metrics.json").read_bytes() == before
     full_summary = json.loads((_only_run(tmp_path / "full") / "summary.json").read_text())
     resumed_summary = json.loads((run_dir / "summary.json").read_text())
     assert resumed_summary["metrics"] == full_summary["metrics"]
@@ -258,7 +262,7 @@ def test_predict_gives_each_files_quadrant_from_one_fold_or_all(finished_run, tm
     assert mean.returncode == 0, mean.stderr
     rows = json.loads(mean.stdout)["predictions"]
     assert [r["file"] for r in rows] == files
-    one = json.loads(run_cli("predict", "--run", run_id, "--runs-dir", str(runs), "--fold", "1", "--json", *files).stdout)
+    one = json.loads(run_cli("predict", "--run", run_id, "--runs-dir", str(runs), "--unit", "1", "--json", *files).stdout)
     # The mean over five folds is not fold 1 alone, and each is a distribution.
     for r in rows + one["predictions"]:
         assert sum(r[f"p_{q}"] for q in ("A+V+", "A+V-", "A-V-", "A-V+")) == pytest.approx(1.0)
@@ -267,5 +271,5 @@ def test_predict_gives_each_files_quadrant_from_one_fold_or_all(finished_run, tm
     assert table.returncode == 0 and f"predictions of run {run_id}" in table.stdout
     missing = run_cli("predict", "--run", run_id, "--runs-dir", str(runs), str(tmp_path / "gone.mp3"))
     assert missing.returncode == 1 and "gone.mp3: audio-missing" in missing.stderr
-    bad_fold = run_cli("predict", "--run", run_id, "--runs-dir", str(runs), "--fold", "7", *files)
-    assert bad_fold.returncode == 1 and "has folds 1 to 5; there is no fold 7" in bad_fold.stderr
+    bad_fold = run_cli("predict", "--run", run_id, "--runs-dir", str(runs), "--unit", "7", *files)
+    assert bad_fold.returncode == 1 and "has units 1 to 5; there is no unit 7" in bad_fold.stderr

@@ -204,10 +204,10 @@ def test_sarkar_vgg_runs_and_predicts_through_the_cli(tiny_site, tmp_path):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["feature"]["settings"]["n_mels"] == 64 and manifest["model"]["settings"]["width"] == 0.25
     for fold in (1, 2):
-        history = (run / f"fold-{fold}" / "history.csv").read_text().splitlines()
+        history = (run / f"unit-{fold}" / "history.csv").read_text().splitlines()
         assert len(history) == 3  # two epochs
-        predictions = (run / f"fold-{fold}" / "predictions.csv").read_text().splitlines()
-        assert len(predictions) - 1 == json.loads((run / f"fold-{fold}" / "metrics.json").read_text())["n"]
+        predictions = (run / f"unit-{fold}" / "predictions.csv").read_text().splitlines()
+        assert len(predictions) - 1 == json.loads((run / f"unit-{fold}" / "metrics.json").read_text())["n"]
     song = write_tone(tmp_path / "song.wav", 12.0, freq=330.0)
     predicted = run_cli("predict", "--run", run.name, "--runs-dir", str(runs), "--json", str(song), site=tiny_site)
     assert predicted.returncode == 0, predicted.stderr[-3000:]

@@ -7,10 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mer_bench.plugin_manager import load_plugins
 from mer_bench.registry import load_registry
 from mer_bench.report import leaderboard
 from mer_bench.results import RunFolder
-from tests.conftest import run_cli
+from mer_bench.run_records import FORMAT_VERSION, Manifest, ProtocolRecord, Summary
+from tests.conftest import BUILTINS, run_cli
 
 
 def mcnemar_by_hand(only_a: int, only_b: int) -> float:
@@ -46,12 +48,12 @@ def test_compare_gives_mcnemar_p_values_that_match_a_hand_computation(runs):
     out = run_cli("compare", ids["mlp"], ids["majority"], "--runs-dir", str(folder), "--format", "json", "--resamples", "300")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    a, b = (pd.concat([pd.read_csv(folder / ids[n] / f"fold-{k}" / "predictions.csv").assign(fold=k) for k in range(1, 6)])
+    a, b = (pd.concat([pd.read_csv(folder / ids[n] / f"unit-{k}" / "predictions.csv").assign(fold=k) for k in range(1, 6)])
             for n in ("mlp", "majority"))
     both = a.merge(b, on=["fold", "uid"], suffixes=("_a", "_b"))
     right_a, right_b = both.predicted_a == both.true_a, both.predicted_b == both.true_b
-    rows = result["folds"]
-    assert [r["Fold"] for r in rows] == ["Fold 1", "Fold 2", "Fold 3", "Fold 4", "Fold 5", "Fold ensemble"]
+    rows = result["units"]
+    assert [r["Unit"] for r in rows] == ["Fold 1", "Fold 2", "Fold 3", "Fold 4", "Fold 5", "Fold ensemble"]
     for k, row in enumerate(rows[:5]):
         part = both.fold == k + 1
         only_a, only_b = int((right_a & ~right_b & part).sum()), int((~right_a & right_b & part).sum())
@@ -89,29 +91,51 @@ def test_runs_split_differently_are_not_paired(runs):
 
 def test_a_rerun_of_a_published_system_shows_its_difference(tmp_path):
     registry = load_registry()
+    plugins = load_plugins(BUILTINS, entry_points=False)
 
-    def run(run_id, model, datasets, accuracy, folds=5):
+    def run(run_id, model, datasets, accuracy, protocol="holdout-kfold", **settings):
+        """A finished run's records as the pipeline writes them, with the protocol plugin's own description."""
+        plugin = plugins.protocol(protocol)
+        chosen = plugin.settings_model(**settings)
+        record = ProtocolRecord(
+            name=protocol, settings=chosen.model_dump(), description=plugin.describe(chosen),
+            measured=plugin.measured(chosen),
+        )
+        stat = {"mean": accuracy, "std": 0.01}
+        common = {"format_version": FORMAT_VERSION, "run_id": run_id, "protocol": record, "units": ["Fold 1"], "seed": 0}
         folder = RunFolder.create(tmp_path, run_id)
-        metric = {"mean": accuracy, "std": 0.01}
-        folder.write_json("summary.json", {
-            "run_id": run_id, "model": model, "feature": "mel-image", "datasets": datasets, "preset": "paper",
-            "test_size": 0.1, "folds": folds, "seed": 0, "metrics": {"accuracy": metric, "macro_f1": metric},
-        })
+        folder.write_json("manifest.json", Manifest(
+            **common, mer_bench_version="test", command=[], config={}, model={"name": model, "settings": {}},
+            feature={"name": "mel-image", "settings": {}}, unit_seeds=[1], versions={}, git=None, host={},
+            data={d: {"root": f"/data/{d}", "fingerprint": "0" * 64} for d in datasets}, selection={}, scales={},
+        ).model_dump(mode="json"))
+        folder.write_json("summary.json", Summary(
+            **common, model=model, feature="mel-image", datasets=datasets, preset="paper", tracks={}, excluded={},
+            song_groups={}, feature_cache={},
+            metrics={"units": 5, "accuracy": stat, "macro_f1": stat, "micro_f1": stat, "per_class": {}, "confusion": []},
+        ).model_dump(mode="json"))
         return folder
 
     paper = run("r1", "effnetb3", ["4q", "pmemo", "emomusic", "bimodal"], 0.70)
     demo = run("r2", "effnetb3", ["demo"], 0.70)
     three_folds = run("r3", "effnetb3", ["4q", "pmemo", "emomusic", "bimodal"], 0.70, folds=3)
-    table = leaderboard(registry, [paper, demo, three_folds]).set_index(["Source", "Metric"])
+    repeated = run("r4", "effnetb3", ["4q", "pmemo", "emomusic", "bimodal"], 0.70, repeats=2)
+    lodo = run("r5", "effnetb3", ["4q", "pmemo", "emomusic", "bimodal"], 0.50, protocol="lodo")
+    table = leaderboard(registry, [paper, demo, three_folds, repeated, lodo]).set_index(["Source", "Metric"])
     assert table.loc[("run r1", "accuracy"), "vs published"] == "+0.060 (Cazzaniga et al. 2024)"
-    # The paper's F1 has no stated averaging, a demo run is not the paper's data, and the
-    # published row's fields say 5 folds.
+    # The paper's F1 has no stated averaging, a demo run is not the paper's data, the
+    # published row's fields say 5 folds and one split, and lodo is another question.
     published = next(p for p in registry.published if p.model == "effnetb3" and p.metric == "accuracy")
     assert (published.measured.folds, published.measured.test_size) == (5, 0.1)
     assert pd.isna(table.loc[("run r1", "macro_f1"), "vs published"])
-    assert pd.isna(table.loc[("run r2", "accuracy"), "vs published"])
-    assert pd.isna(table.loc[("run r3", "accuracy"), "vs published"])
+    for other in ("r2", "r3", "r4", "r5"):
+        assert pd.isna(table.loc[(f"run {other}", "accuracy"), "vs published"])
     assert table.loc[("Cazzaniga et al. 2024", "accuracy"), "Printed in"].startswith("Cazzaniga et al. 2024, section 5")
+    # Re-runs are keyed by protocol, datasets and data, and grouped in that order.
+    reruns = table[table["Kind"] == "re-run"].reset_index()
+    assert reruns["Protocol"].tolist() == ["holdout-kfold"] * 8 + ["lodo"] * 2
+    assert reruns.loc[reruns["Source"] == "run r5", "Protocol in words"].iloc[0].startswith("mer-bench paper: leave one dataset out")
+    assert reruns["Data"].str.fullmatch("[0-9a-f]{8}").all()
 
 
 @pytest.mark.parametrize("fmt", ["terminal", "markdown", "csv", "latex", "json"])

@@ -226,13 +226,13 @@ def test_a_run_over_all_four_datasets_completes_and_keeps_duplicate_songs_togeth
     assert result.returncode == 0, result.stderr
     (run_dir,) = list(runs.iterdir())
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["datasets"] == ["4q", "pmemo", "emomusic", "bimodal"] and summary["metrics"]["folds"] == 5
+    assert summary["datasets"] == ["4q", "pmemo", "emomusic", "bimodal"] and summary["metrics"]["units"] == 5
     report = pd.read_csv(run_dir / "prep-report.csv", dtype={"track_id": str})
     too_short = set(zip(report.loc[report.reason == "too-short", "dataset"], report.loc[report.reason == "too-short", "track_id"]))
     assert ("4q", "MT0000000001") in too_short and ("pmemo", "3") in too_short
     splits = pd.read_csv(run_dir / "splits.csv", dtype={"track_id": str})
-    assert (splits.groupby("song_key")["fold"].nunique() == 1).all()
-    assert (splits.groupby("song_key")["split"].nunique() == 1).all()
+    # In every unit, the tracks of one song play one role.
+    assert (splits.groupby(["unit", "song_key"])["role"].nunique() == 1).all()
     if summary["song_groups"]["groups"]:
         assert "songs appear under several ids" in result.stdout
     # Figure 2 has a panel per dataset; 4Q gives quadrants, not values, and says so.

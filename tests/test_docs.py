@@ -24,7 +24,7 @@ def test_the_guide_shows_the_example_files_verbatim():
 def test_every_hook_is_documented():
     text = GUIDE.read_text()
     hooks = [name for name in dir(hookspecs) if name.startswith("mer_bench_")]
-    assert len(hooks) == 5
+    assert len(hooks) == 6
     for name in hooks:
         assert f"### `{name}`" in text
         assert getattr(hookspecs, name).__doc__.strip()
@@ -36,7 +36,7 @@ def test_the_example_installs_as_a_distribution_and_runs(tmp_path):
     pip_install_target(EXAMPLE, site)
     listing = json.loads(run_cli("plugins", "--json", site=site).stdout)
     ours = {(p["kind"], p["name"]): p["source"] for p in listing["plugins"] if not p["source"]["builtin"]}
-    assert ours.keys() == {("dataset", "my-songs"), ("model", "nearest-centroid")}
+    assert ours.keys() == {("dataset", "my-songs"), ("model", "nearest-centroid"), ("protocol", "shuffle-split")}
     assert ours[("model", "nearest-centroid")]["distribution"] == "mer-bench-example"
     assert listing["failures"] == []
 
@@ -61,7 +61,23 @@ def test_the_example_installs_as_a_distribution_and_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     (run_dir,) = list(runs.iterdir())
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["metrics"]["folds"] == 5 and summary["datasets"] == ["my-songs"]
+    assert summary["metrics"]["units"] == 5 and summary["datasets"] == ["my-songs"]
     report = pd.read_csv(run_dir / "prep-report.csv")
     assert ("lost", "audio-missing") in set(zip(report.track_id, report.reason))
     assert "mer-bench-example" in json.loads((run_dir / "manifest.json").read_text())["versions"]
+
+    # Its protocol: two independent splits, each unit scored on its own test tracks.
+    shuffled = run_cli(
+        "run", "--model", "nearest-centroid", "--datasets", "my-songs", "--data-dir", str(tmp_path / "data"),
+        "--protocol", "shuffle-split", "--set", "protocol.splits=2", "--seed", "1", "--no-progress", "--no-figures",
+        "--runs-dir", str(tmp_path / "shuffled"), site=site,
+    )
+    assert shuffled.returncode == 0, shuffled.stderr
+    assert "Split 1" in shuffled.stdout and "Split 2" in shuffled.stdout
+    (run_dir,) = list((tmp_path / "shuffled").iterdir())
+    splits = pd.read_csv(run_dir / "splits.csv")
+    assert splits.drop_duplicates("unit")["label"].tolist() == ["Split 1", "Split 2"]
+    tests = [set(splits.loc[(splits.unit == k) & (splits.role == "test"), "uid"]) for k in (1, 2)]
+    assert tests[0] and tests[1] and tests[0] != tests[1]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["protocol"]["name"] == "shuffle-split" and summary["test_set"] is None

@@ -60,7 +60,7 @@ def test_run_and_predict_through_the_cli(tiny_site, tmp_path):
     assert (manifest["model"]["settings"]["calibrate_batchnorm"], manifest["model"]["settings"]["train_backbone"]) == (256, False)
     assert manifest["feature"]["settings"]["size"] == 32
     for fold in (1, 2):
-        folder = run / f"fold-{fold}"
+        folder = run / f"unit-{fold}"
         assert (folder / "model" / "model.keras").is_file()
         assert json.loads((folder / "model" / "effnetb3.json").read_text())["weights"]["kind"] == "none"
         history = (folder / "history.csv").read_text().splitlines()

@@ -92,7 +92,7 @@ def plugins(tmp_path_factory):
 
 
 def tiny_run(plugins, runs, **values):
-    config = {"datasets": "demo-tiny", "preset": "quick", "seed": 5, "test_size": 0.25, "folds": 3, **values}
+    config = {"datasets": "demo-tiny", "preset": "quick", "seed": 5, "protocol_settings": {"test_size": 0.25, "folds": 3}, **values}
     return run_benchmark(build_config(load_registry(), config), plugins, runs)
 
 
@@ -132,23 +132,23 @@ def test_va_plane_shows_kept_tracks_by_quadrant_and_the_excluded_ones(mlp_run):
     assert lines.count(0.0) >= 2 and ax.get_xlim() == (-1.0, 1.0)
 
 
-def test_split_counts_has_a_bar_per_quadrant_and_dataset_for_dev_and_test(mlp_run):
+def test_split_counts_has_a_bar_per_quadrant_and_dataset_for_fitted_and_scored_tracks(mlp_run):
     splits = pd.read_csv(mlp_run.path / "splits.csv")
     fig = split_counts(mlp_run)
-    dev, test = fig.axes
-    for ax, part in ((dev, "dev"), (test, "test")):
+    fitted, scored = fig.axes
+    for ax, roles in ((fitted, ("train", "val")), (scored, ("test",))):
         heights = [int(bar.get_height()) for bar in ax.patches]
-        expected = [int(((splits["split"] == part) & (splits["quadrant"] == q)).sum()) for q in QUADRANTS]
-        assert heights == expected
+        tracks = splits[splits["role"].isin(roles)].drop_duplicates("uid")
+        assert heights == [int((tracks["quadrant"] == q).sum()) for q in QUADRANTS]
         assert ax.get_xticklabels()[0].get_text() == "demo-tiny"
-    assert "held-out test" in test.get_title()
+    assert "scored (test)" in scored.get_title()
 
 
 def test_training_curves_show_each_folds_losses_and_kept_epoch(mlp_run):
     fig = training_curves(mlp_run)
     assert [ax.get_title() for ax in fig.axes] == ["Fold 1", "Fold 2", "Fold 3"]
     for fold, ax in enumerate(fig.axes, start=1):
-        history = pd.read_csv(mlp_run.path / f"fold-{fold}" / "history.csv")
+        history = pd.read_csv(mlp_run.path / f"unit-{fold}" / "history.csv")
         training, validation, kept = ax.lines
         np.testing.assert_allclose(training.get_ydata(), history["loss"])
         np.testing.assert_allclose(validation.get_ydata(), history["val_loss"])
@@ -161,10 +161,10 @@ def test_confusion_counts_every_folds_test_predictions(mlp_run):
     fig = confusion(mlp_run)
     counts_ax, shares_ax = fig.axes[:2]  # then their colour bars
     shown = counts_ax.images[0].get_array()
-    predictions = pd.concat(pd.read_csv(mlp_run.path / f"fold-{k}" / "predictions.csv") for k in (1, 2, 3))
+    predictions = pd.concat(pd.read_csv(mlp_run.path / f"unit-{k}" / "predictions.csv") for k in (1, 2, 3))
     expected = confusion_matrix(predictions["true"], predictions["predicted"], labels=list(QUADRANTS))
     np.testing.assert_array_equal(shown, expected)
-    assert int(shown.sum()) == 3 * len(pd.read_csv(mlp_run.path / "fold-1" / "predictions.csv"))
+    assert int(shown.sum()) == 3 * len(pd.read_csv(mlp_run.path / "unit-1" / "predictions.csv"))
     # The same as the summary's confusion matrix, which the metrics stage summed.
     summary = mlp_run.read_json("summary.json")
     np.testing.assert_array_equal(shown, summary["metrics"]["confusion"])
@@ -176,7 +176,7 @@ def test_confusion_counts_every_folds_test_predictions(mlp_run):
 
 def test_breakdown_scores_each_source_and_genre(mlp_run):
     table = breakdown_table(mlp_run)
-    predictions = pd.concat(pd.read_csv(mlp_run.path / f"fold-{k}" / "predictions.csv") for k in (1, 2, 3))
+    predictions = pd.concat(pd.read_csv(mlp_run.path / f"unit-{k}" / "predictions.csv") for k in (1, 2, 3))
     overall = table[table["by"] == "dataset"].iloc[0]
     assert overall["group"] == "demo-tiny" and overall["tracks"] == predictions["uid"].nunique()
     assert overall["accuracy"] == pytest.approx((predictions["true"] == predictions["predicted"]).mean())
@@ -211,8 +211,11 @@ def test_unavailable_figures_say_why(mlp_run, image_run):
 
 def test_save_figures_writes_png_and_svg_and_lists_what_it_could_not_draw(image_run):
     drawn = {d.name: d for d in save_figures(image_run, ("png", "svg"))}
-    assert list(drawn) == ["va-plane", "feature-examples", "split-counts", "training-curves", "confusion", "breakdown"]
+    assert list(drawn) == [
+        "va-plane", "feature-examples", "split-counts", "training-curves", "confusion", "breakdown", "cross-datasets"
+    ]
     assert drawn["training-curves"].unavailable and not drawn["training-curves"].paths
+    assert "protocol cross draws it" in drawn["cross-datasets"].unavailable
     for name in ("va-plane", "feature-examples", "confusion"):
         png, svg = drawn[name].paths
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

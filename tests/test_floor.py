@@ -57,11 +57,11 @@ def test_a_majority_run_scores_the_test_share_of_each_folds_majority(tiny_site, 
     assert result.returncode == 0, result.stderr
     (run,) = runs.iterdir()
     splits = pd.read_csv(run / "splits.csv")
-    test = splits[splits["split"] == "test"]["quadrant"]
-    dev = splits[splits["split"] == "dev"]
     expected = []
     for k in range(1, 6):
-        counts = dev[dev["fold"] != k]["quadrant"].value_counts().reindex(QUADRANTS, fill_value=0)
+        unit = splits[splits["unit"] == k]
+        test = unit[unit["role"] == "test"]["quadrant"]
+        counts = unit[unit["role"] == "train"]["quadrant"].value_counts().reindex(QUADRANTS, fill_value=0)
         expected.append(float((test == counts.idxmax()).mean()))  # idxmax: first of tied maxima
     summary = json.loads((run / "summary.json").read_text())
     assert summary["metrics"]["accuracy"]["mean"] == pytest.approx(np.mean(expected))

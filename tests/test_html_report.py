@@ -112,7 +112,7 @@ def test_the_run_report_is_one_self_contained_page(runs, tmp_path):
 
     # Table 3 carries each fold's accuracy as metrics.json has it, to three decimals.
     for fold in (1, 2):
-        accuracy = json.loads((mlp / f"fold-{fold}" / "metrics.json").read_text())["accuracy"]
+        accuracy = json.loads((mlp / f"unit-{fold}" / "metrics.json").read_text())["accuracy"]
         assert f"{accuracy:.3f}" in page.cells
     manifest = json.loads((mlp / "manifest.json").read_text())
     assert f"<h1>Run {manifest['run_id']}</h1>" in out.read_text()

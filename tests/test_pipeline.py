@@ -19,7 +19,7 @@ from tests.conftest import BUILTINS
 
 
 def tiny_config(**overrides):
-    values = {"model": "logmel-mlp", "datasets": "demo-tiny", "preset": "quick", "seed": 5, "test_size": 0.2}
+    values = {"model": "logmel-mlp", "datasets": "demo-tiny", "preset": "quick", "seed": 5, "protocol_settings": {"test_size": 0.2}}
     values.update(overrides)
     return build_config(load_registry(), values)
 
@@ -46,19 +46,22 @@ def test_run_folder_holds_manifest_splits_and_folds(tiny_plugins, tmp_path):
     assert manifest["versions"]["scikit-learn"] != "not installed"
     assert manifest["versions"]["keras"] == importlib.metadata.version("keras")  # installed by the dev extra
     assert len(manifest["data"]["demo-tiny"]["fingerprint"]) == 64
-    assert len(manifest["fold_seeds"]) == 5 and len(set(manifest["fold_seeds"])) == 5
+    assert len(manifest["unit_seeds"]) == 5 and len(set(manifest["unit_seeds"])) == 5
+    assert manifest["format_version"] == 2 and manifest["units"] == [f"Fold {k}" for k in range(1, 6)]
+    assert manifest["protocol"]["name"] == "holdout-kfold" and manifest["protocol"]["measured"]["folds"] == 5
     splits = pd.read_csv(folder.path / "splits.csv")
-    test_uids = set(splits.loc[splits.split == "test", "uid"])
+    assert list(splits.columns) == ["unit", "label", "role", "uid", "dataset", "track_id", "quadrant", "song_key", "stratum"]
+    test_uids = set(splits.loc[splits.role == "test", "uid"])
     for fold in range(1, 6):
-        predictions = pd.read_csv(folder.path / f"fold-{fold}" / "predictions.csv")
+        predictions = pd.read_csv(folder.path / f"unit-{fold}" / "predictions.csv")
         assert set(predictions["uid"]) == test_uids
         assert np.allclose(predictions[[f"p_{q}" for q in QUADRANTS]].sum(axis=1), 1.0)
-        history = pd.read_csv(folder.path / f"fold-{fold}" / "history.csv")
+        history = pd.read_csv(folder.path / f"unit-{fold}" / "history.csv")
         assert {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(history.columns)
     assert not list(folder.path.glob("*.partial"))
     assert manifest["scales"] == {"demo-tiny": {"low": -1.0, "high": 1.0}}
-    # One development track per quadrant, the first by uid, with its 192 logmel-stats values.
-    dev = splits[splits.split == "dev"].sort_values("uid")
+    # One training track of unit 1 per quadrant, the first by uid, with its 192 logmel-stats values.
+    dev = splits[(splits.unit == 1) & (splits.role == "train")].sort_values("uid")
     with np.load(folder.path / "feature-examples.npz") as examples:
         for q in QUADRANTS:
             assert str(examples[f"{q}_uid"]) == dev.loc[dev.quadrant == q, "uid"].iloc[0]
@@ -72,10 +75,10 @@ def test_run_folder_holds_manifest_splits_and_folds(tiny_plugins, tmp_path):
 def test_early_stopping_restores_the_best_validation_epoch(tiny_plugins, tmp_path):
     folder = run_benchmark(tiny_config(), tiny_plugins, tmp_path / "runs")
     factory = tiny_plugins.model("logmel-mlp")
-    model = factory.load(folder.path / "fold-1" / "model")
-    history = pd.read_csv(folder.path / "fold-1" / "history.csv")
+    model = factory.load(folder.path / "unit-1" / "model")
+    history = pd.read_csv(folder.path / "unit-1" / "history.csv")
     splits = pd.read_csv(folder.path / "splits.csv")
-    val = splits[(splits.split == "dev") & (splits.fold == 1)]
+    val = splits[(splits.role == "val") & (splits.unit == 1)]
     extractor = tiny_plugins.feature("logmel-stats")
     settings = extractor.settings_model()
     tracks = pd.read_csv(folder.path / "tracks.csv").set_index("uid").loc[val["uid"]]
@@ -110,16 +113,16 @@ def test_same_seed_gives_identical_splits_and_scores(tiny_plugins, tmp_path):
 def test_resume_finishes_missing_folds_with_the_same_result(tiny_plugins, tmp_path):
     folder = run_benchmark(tiny_config(), tiny_plugins, tmp_path / "runs")
     complete = json.loads((folder.path / "summary.json").read_text())
-    kept = (folder.path / "fold-1" / "metrics.json").stat().st_mtime_ns
+    kept = (folder.path / "unit-1" / "metrics.json").stat().st_mtime_ns
     for fold in (2, 3, 4):
-        shutil.rmtree(folder.path / f"fold-{fold}")
+        shutil.rmtree(folder.path / f"unit-{fold}")
     (folder.path / "summary.json").unlink()
-    (folder.path / "fold-4.partial").mkdir()  # what a kill during fold 4 leaves
+    (folder.path / "unit-4.partial").mkdir()  # what a kill during fold 4 leaves
     run_benchmark(tiny_config(), tiny_plugins, tmp_path / "runs", resume=folder.run_id)
     resumed = json.loads((folder.path / "summary.json").read_text())
     assert resumed["metrics"] == complete["metrics"]
-    assert (folder.path / "fold-1" / "metrics.json").stat().st_mtime_ns == kept
-    assert not (folder.path / "fold-4.partial").exists()
+    assert (folder.path / "unit-1" / "metrics.json").stat().st_mtime_ns == kept
+    assert not (folder.path / "unit-4.partial").exists()
 
 
 def test_resume_refuses_other_settings_or_changed_data(tiny_plugins, tmp_path, cache_root):
@@ -131,14 +134,14 @@ def test_resume_refuses_other_settings_or_changed_data(tiny_plugins, tmp_path, c
     with pytest.raises(RunError, match=r"other settings \(seed: 5 -> 6\)"):
         run_benchmark(tiny_config(seed=6, paths={"demo-tiny": str(data)}), tiny_plugins, tmp_path / "runs", resume=folder.run_id)
     # The audio of one track re-encoded (the same labels): finished folds saw the old audio.
-    (folder.path / "fold-3" / "metrics.json").unlink()
+    (folder.path / "unit-3" / "metrics.json").unlink()
     annotations = pd.read_csv(data / "annotations.csv", dtype={"track_id": str})
     first = data / "audio" / annotations["file"][0]
     audio, rate = sf.read(first)
     sf.write(first, 0.5 * audio, rate, format=sf.info(first).format)
     with pytest.raises(RunError, match="audio or labels of demo-tiny changed since it started"):
         run_benchmark(config, tiny_plugins, tmp_path / "runs", resume=folder.run_id)
-    assert not (folder.path / "fold-3" / "metrics.json").exists()  # nothing was run on the new data
+    assert not (folder.path / "unit-3" / "metrics.json").exists()  # nothing was run on the new data
     assert json.loads((folder.path / "manifest.json").read_text())["data"] == manifest_data
     # A track dropped from the annotations is refused the same way.
     sf.write(first, audio, rate, format=sf.info(first).format)

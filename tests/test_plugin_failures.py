@@ -107,7 +107,7 @@ def site(tmp_path):
 
 
 def fold_seed(fold: int) -> int:
-    from mer_bench.pipeline import fold_seed as seed_of
+    from mer_bench.pipeline import unit_seed as seed_of
 
     return seed_of(3, fold)
 
@@ -132,12 +132,12 @@ def test_a_model_that_raises_in_fit_stops_with_one_line_and_the_run_resumes(site
     line = error_line(first)
     run_id = run_id_in(line)
     assert line.startswith(
-        f"error: model plugin 'centroids' failed in fit on fold 2 of run {run_id}: RuntimeError: the centroids diverged"
+        f"error: model plugin 'centroids' failed in fit on unit 2 (Fold 2) of run {run_id}: RuntimeError: the centroids diverged"
     )
     assert f"`mer-bench run --resume {run_id} --runs-dir {runs}` continues it" in line
     folder = runs / run_id
-    assert (folder / "fold-1" / "metrics.json").is_file() and not (folder / "fold-2").exists()
-    kept = (folder / "fold-1" / "metrics.json").stat().st_mtime_ns
+    assert (folder / "unit-1" / "metrics.json").is_file() and not (folder / "unit-2").exists()
+    kept = (folder / "unit-1" / "metrics.json").stat().st_mtime_ns
 
     verbose = run_cli("--verbose", "run", "--resume", run_id, "--runs-dir", str(runs), "--no-progress", site=site)
     assert verbose.returncode == 1
@@ -147,8 +147,8 @@ def test_a_model_that_raises_in_fit_stops_with_one_line_and_the_run_resumes(site
     done = run_cli("run", "--resume", run_id, "--runs-dir", str(runs), "--no-progress", site=site)
     assert done.returncode == 0, done.stderr
     summary = json.loads((folder / "summary.json").read_text())
-    assert summary["folds"] == 3 and all((folder / f"fold-{k}" / "metrics.json").is_file() for k in (1, 2, 3))
-    assert (folder / "fold-1" / "metrics.json").stat().st_mtime_ns == kept
+    assert len(summary["units"]) == 3 and all((folder / f"unit-{k}" / "metrics.json").is_file() for k in (1, 2, 3))
+    assert (folder / "unit-1" / "metrics.json").stat().st_mtime_ns == kept
 
 
 @pytest.mark.parametrize(
@@ -164,8 +164,8 @@ def test_probabilities_that_are_not_probabilities_stop_the_fold(site, tmp_path, 
     settings = ["--set", f"mode={mode}", "--set", f"poison={poison}", "--set", f"fold_seed={fold_seed(1)}"]
     result = run_cli("run", "--model", "centroids", *RUN, *settings, "--runs-dir", str(tmp_path / "runs"), site=site)
     line = error_line(result)
-    assert re.search(rf"error: model plugin 'centroids' \(fold 1 of run \S+\): {message}", line), line
-    assert not (tmp_path / "runs" / run_id_in(line) / "fold-1").exists()  # nothing scored
+    assert re.search(rf"error: model plugin 'centroids' \(unit 1 \(Fold 1\) of run \S+\): {message}", line), line
+    assert not (tmp_path / "runs" / run_id_in(line) / "unit-1").exists()  # nothing scored
 
 
 def test_a_feature_that_raises_names_the_clip(site, tmp_path):

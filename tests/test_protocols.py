@@ -78,7 +78,7 @@ def test_cross_has_every_ordered_pair_and_the_diagonal(plugins, paper_tracks):
     pairs = [f"{a} -> {b}" for a in sorted(PAPER) for b in sorted(PAPER) if a != b]
     assert [x for x in labels if x.split(" -> ")[0] != x.split(" -> ")[1]] == pairs  # n(n-1) = 12
     assert len(labels) == 12 + 4
-    for unit, rows in table.groupby("unit"):
+    for _unit, rows in table.groupby("unit"):
         source, target = rows.label.iloc[0].split(" -> ")
         assert set(rows.loc[rows.role != "test", "dataset"]) == {source}
         assert set(rows.loc[rows.role == "test", "dataset"]) == {target}

@@ -92,7 +92,7 @@ def test_a_saved_model_round_trips_through_skops_and_json_without_pickle(kind, t
 def test_an_old_pickle_is_refused_unopened_with_one_line(kind, tmp_path):
     factory, legacy = FACTORIES[kind]
     marker = tmp_path / "pwned"
-    folder = tmp_path / "fold-1" / "model"
+    folder = tmp_path / "unit-1" / "model"
     folder.mkdir(parents=True)
     (folder / legacy).write_bytes(planted_pickle(marker))
     with pytest.raises(RunError) as caught:
@@ -180,7 +180,7 @@ def majority_run(tmp_path_factory, cache_root):
     monkeypatch.setenv("MER_BENCH_CACHE", str(cache_root))
     try:
         plugins = load_plugins([*BUILTINS, "tiny_demo"], entry_points=False)
-        values = {"model": "majority", "datasets": "demo-tiny", "preset": "quick", "seed": 2, "folds": 2}
+        values = {"model": "majority", "datasets": "demo-tiny", "preset": "quick", "seed": 2, "protocol_settings": {"folds": 2}}
         folder = run_benchmark(build_config(load_registry(), values), plugins, tmp_path_factory.mktemp("runs"))
     finally:
         monkeypatch.undo()
@@ -190,7 +190,7 @@ def majority_run(tmp_path_factory, cache_root):
 def test_predict_on_a_run_with_a_planted_pickle_exits_1_with_one_line(majority_run, tmp_path):
     runs = tmp_path / "runs"
     shutil.copytree(majority_run, runs / majority_run.name)
-    model = runs / majority_run.name / "fold-1" / "model"
+    model = runs / majority_run.name / "unit-1" / "model"
     assert MAJORITY.load(model).predict_proba(np.zeros((1, 1))).shape == (1, 4)  # the folder loads as saved
     # An older run's pickle in place of the skops files.
     for name in (ESTIMATORS, META):
@@ -198,7 +198,7 @@ def test_predict_on_a_run_with_a_planted_pickle_exits_1_with_one_line(majority_r
     marker = tmp_path / "pwned"
     (model / floor.LEGACY_FILE).write_bytes(planted_pickle(marker))
     audio = str(write_tone(tmp_path / "song.wav", 26.0))
-    bad = run_cli("predict", "--run", majority_run.name, "--runs-dir", str(runs), "--fold", "1", audio)
+    bad = run_cli("predict", "--run", majority_run.name, "--runs-dir", str(runs), "--unit", "1", audio)
     assert bad.returncode == 1
     (line,) = bad.stderr.strip().splitlines()
     assert line.startswith(f"error: {model / floor.LEGACY_FILE} was saved in an unsafe format")

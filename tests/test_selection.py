@@ -2,7 +2,7 @@
 
 import pytest
 
-from mer_bench.config import build_config, read_config_file, upgrade_stored
+from mer_bench.config import build_config, read_config_file
 from mer_bench.errors import ConfigError, DatasetError
 from mer_bench.registry import load_registry
 from mer_bench.selection import Cap, check_names, describe, policy_for, select_tracks
@@ -94,8 +94,15 @@ def test_a_misspelt_dataset_name_is_an_error_not_a_silent_default():
         check_names({"pmeno": "none"}, {"pmemo", "4q"})
 
 
-def test_a_stored_balance_setting_reads_as_the_selection_that_keeps_the_same_tracks():
-    assert upgrade_stored({"balance": True})["selection"] == {"*": "equalise"}
-    assert upgrade_stored({"balance": False})["selection"] == {"*": "none"}
-    assert upgrade_stored({"balance": ["pmemo"]})["selection"] == {"*": "none", "pmemo": "equalise"}
-    assert upgrade_stored({"selection": {}}) == {"selection": {}}
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("folds = 3\n", r"folds is a setting of the evaluation protocol now: put it under \[protocol_settings\]"),
+        ("test_size = 0.2\n", r"--set protocol.test_size=VALUE"),
+    ],
+)
+def test_settings_that_moved_say_where_they_went(tmp_path, text, message):
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        read_config_file(path)

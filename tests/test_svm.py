@@ -144,7 +144,7 @@ def test_svm_handcrafted_run_through_the_cli(tiny_site, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     (run,) = runs.iterdir()
     for fold in (1, 2):
-        history = (run / f"fold-{fold}" / "history.csv").read_text().splitlines()
+        history = (run / f"unit-{fold}" / "history.csv").read_text().splitlines()
         assert history[0].startswith("epoch,inner_cv_macro_f1,C,gamma")
     summary = json.loads((run / "summary.json").read_text())
     assert summary["feature"] == "handcrafted"

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from mer_bench.errors import ConfigError, ExecutorError
-from mer_bench.pipeline import fold_seed
+from mer_bench.pipeline import unit_seed
 from mer_bench.plugin_manager import load_plugins
 from mer_bench.registry import load_registry
 from mer_bench.sweep import build_sweep, run_configs, run_sweep
@@ -75,7 +75,7 @@ def mer_bench_models():
     return [FlakyFactory()]
 """
 
-RUN = {"datasets": ["demo-tiny"], "preset": "quick", "seed": 5, "folds": 3, "test_size": 0.25}
+RUN = {"datasets": ["demo-tiny"], "preset": "quick", "seed": 5, "protocol_settings": {"folds": 3, "test_size": 0.25}}
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def sweep_of(**values):
 
 def fingerprint(folder):
     """What a run computed: its splits, every fold's predictions and metrics, and the summary's metrics."""
-    files = ["splits.csv"] + [f"fold-{k}/{n}" for k in (1, 2, 3) for n in ("predictions.csv", "metrics.json")]
+    files = ["splits.csv"] + [f"unit-{k}/{n}" for k in (1, 2, 3) for n in ("predictions.csv", "metrics.json")]
     return {name: (folder.path / name).read_bytes() for name in files} | {
         "metrics": json.dumps(folder.read_json("summary.json")["metrics"], sort_keys=True)
     }
@@ -129,7 +129,7 @@ def flaky_settings(tmp_path, poison_fold: int, **extra):
     return {
         "flaky": {
             "poison": str(tmp_path / "poison"),
-            "poison_seed": fold_seed(RUN["seed"], poison_fold),
+            "poison_seed": unit_seed(RUN["seed"], poison_fold),
             "log": str(tmp_path / "attempts.log"),
             **extra,
         }
@@ -144,16 +144,16 @@ def test_a_failing_job_is_retried_then_reported_and_the_sweep_resumes_it(plugins
     (tmp_path / "poison").touch()
     plan, configs = sweep_of(models="flaky,majority", retries=2, model_settings=flaky_settings(tmp_path, 2))
     result = run_sweep(plan, configs, plugins, tmp_path / "runs")
-    poisoned = fold_seed(RUN["seed"], 2)
+    poisoned = unit_seed(RUN["seed"], 2)
     # Fold 2 ran three times (once and two retries); folds 1 and 3 once.
-    assert sorted(attempts(tmp_path)) == sorted([fold_seed(5, 1), fold_seed(5, 3)] + [poisoned] * 3)
+    assert sorted(attempts(tmp_path)) == sorted([unit_seed(5, 1), unit_seed(5, 3)] + [poisoned] * 3)
     (failure,) = result.failures
-    assert failure.job.fold == 2 and "RuntimeError: poisoned fold" in failure.error
+    assert failure.job.unit == 2 and "RuntimeError: poisoned fold" in failure.error
     assert "Traceback" in failure.traceback
     # The other jobs' results are kept: majority finished, flaky has folds 1 and 3.
     assert [f.read_json("summary.json")["model"] for f in result.finished] == ["majority"]
     (flaky,) = result.unfinished
-    assert [flaky.fold_done(k) for k in (1, 2, 3)] == [True, False, True]
+    assert [flaky.unit_done(k) for k in (1, 2, 3)] == [True, False, True]
     assert not (flaky.path / "summary.json").exists()
 
     # The cause removed, the same sweep runs only the missing fold and finishes.
@@ -174,7 +174,7 @@ def test_a_worker_that_dies_has_its_job_retried(plugins, tmp_path, executor, set
     plan, configs = sweep_of(models="flaky", executor=executor, executor_settings=settings, model_settings=model_settings)
     result = run_sweep(plan, configs, plugins, tmp_path / "runs")
     assert not result.failures and len(result.finished) == 1
-    assert attempts(tmp_path).count(fold_seed(5, 3)) == 2  # killed once, then done
+    assert attempts(tmp_path).count(unit_seed(5, 3)) == 2  # killed once, then done
     assert not (tmp_path / "poison").exists()
     (clean,) = run_sweep(plan, configs, plugins, tmp_path / "clean").finished
     # The same results as a sweep where nothing died: the death left nothing behind.
@@ -187,10 +187,10 @@ def test_an_interrupted_sweep_computes_only_what_is_missing(plugins, tmp_path):
     before = fingerprint(first)
     # As if stopped while fold 2 was being written, before the summary.
     (first.path / "summary.json").unlink()
-    (first.fold_dir(2)).rename(first.path / "fold-2.partial")
+    (first.unit_dir(2)).rename(first.path / "unit-2.partial")
     (tmp_path / "attempts.log").unlink()
     (again,) = run_sweep(plan, configs, plugins, tmp_path / "runs").finished
-    assert again.path == first.path and attempts(tmp_path) == [fold_seed(5, 2)]
+    assert again.path == first.path and attempts(tmp_path) == [unit_seed(5, 2)]
     assert fingerprint(again) == before
 
 
@@ -218,6 +218,12 @@ def test_bad_sweeps_are_one_clear_error(plugins, tmp_path):
         sweep_of(models="majority,majority")
     with pytest.raises(ConfigError, match="a sweep names its models with 'models', not 'model'"):
         sweep_of(models="majority", model="majority")
+    with pytest.raises(ConfigError, match="a sweep names its protocols with 'protocols', not 'protocol'"):
+        sweep_of(models="majority", protocol="lodo")
+    with pytest.raises(ConfigError, match=r"protocols named more than once: cv"):
+        sweep_of(models="majority", protocols="cv,cv")
+    with pytest.raises(ConfigError, match=r"holds a table per protocol \(\[protocol_settings.cv\]\); folds, test_size is none of them"):
+        sweep_of(models="majority", protocols="cv,lodo")
     plan, configs = sweep_of(models="majority", executor="slurm")
     with pytest.raises(Exception, match="unknown executor plugin 'slurm'; known executor plugins: local, process, ray"):
         run_sweep(plan, configs, plugins, tmp_path)
@@ -240,14 +246,22 @@ def test_the_ray_executor_says_what_to_install_without_ray(plugins, monkeypatch)
 def test_sweep_through_the_cli_prints_the_leaderboard_and_fails_loudly(tiny_site, tmp_path):
     config = tmp_path / "sweep.toml"
     config.write_text(
-        'models = ["majority", "chance"]\ndatasets = ["demo-tiny"]\npreset = "quick"\nfolds = 2\nexecutor = "process"\n'
-        "[executor_settings]\nworkers = 2\n"
+        'models = ["majority", "chance"]\ndatasets = ["demo-tiny"]\npreset = "quick"\nexecutor = "process"\n'
+        'protocols = ["holdout-kfold", "cv"]\n[protocol_settings.holdout-kfold]\nfolds = 2\n'
+        "[protocol_settings.cv]\nfolds = 3\n[executor_settings]\nworkers = 2\n"
     )
     runs = tmp_path / "runs"
     result = run_cli("sweep", "--config", str(config), "--runs-dir", str(runs), "--no-progress", site=tiny_site)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "2 of 2 runs finished" in result.stdout and "Table 5: published results and this sweep" in result.stdout
-    assert len(list(runs.glob("*/summary.json"))) == 2
+    assert "4 of 4 runs finished" in result.stdout and "Table 5: published results and this sweep" in result.stdout
+    summaries = [json.loads(p.read_text()) for p in runs.glob("*/summary.json")]
+    assert sorted((s["model"], s["protocol"]["name"], len(s["units"])) for s in summaries) == [
+        ("chance", "cv", 3), ("chance", "holdout-kfold", 2), ("majority", "cv", 3), ("majority", "holdout-kfold", 2)
+    ]
+    (state,) = (runs / "sweeps").iterdir()
+    assert sorted(json.loads(state.read_text())["runs"]) == [
+        "chance/cv", "chance/holdout-kfold", "majority/cv", "majority/holdout-kfold"
+    ]
     bad = run_cli("sweep", "--models", "majority", "--datasets", "demo-tiny", "--executor", "ray", "--address",
                   "127.0.0.1:1", "--runs-dir", str(runs), site=tiny_site)
     assert bad.returncode == 1

@@ -166,13 +166,13 @@ def datasets_verify(state: State, names, datasets_, data_dir, config_file, prese
     requested = list(names) + [d.strip() for d in (datasets_ or "").split(",") if d.strip()]
     chosen = expand_datasets(requested or ["all"], registry)
     plugins = state.plugins()
-    protocol = registry.preset(values.get("preset", preset))
-    selection = file_setting(values, "selection", protocol)
+    chosen = registry.preset(values.get("preset", preset))
+    selection = file_setting(values, "selection", chosen)
     check_names(selection, set(plugins.entries["dataset"]))
     with Progress(enabled=sys.stderr.isatty() and not as_json) as progress:
         checks = verify_datasets(
             plugins, chosen, data_dir or file_setting(values, "data_dir"), file_setting(values, "paths"),
-            file_setting(values, "clip_seconds", protocol), selection, progress,
+            file_setting(values, "clip_seconds", chosen), selection, progress,
         )
     if as_json:
         click.echo(json.dumps({c.name: c.as_dict() for c in checks}, indent=2))
@@ -439,7 +439,7 @@ def features(state: State, datasets_, feature, data_dir, config_file, preset, jo
 
     values = read_config_file(config_file) if config_file else {}
     registry = state.registry()
-    protocol = registry.preset(values.get("preset", preset))
+    chosen = registry.preset(values.get("preset", preset))
     names = expand_datasets([d.strip() for d in datasets_.split(",") if d.strip()], registry)
     plugins = state.plugins()
     extractor = plugins.feature(feature)
@@ -450,7 +450,7 @@ def features(state: State, datasets_, feature, data_dir, config_file, preset, jo
         scales = {n: plugins.dataset(n).scale for n in names}
         store = FeatureCache()
         prepared = prepare(
-            labelled, scales, file_setting(values, "clip_seconds", protocol), file_setting(values, "selection", protocol),
+            labelled, scales, file_setting(values, "clip_seconds", chosen), file_setting(values, "selection", chosen),
             progress, store, jobs,
         )
         result = extract_features(

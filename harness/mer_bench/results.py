@@ -236,7 +236,10 @@ class RunFolder:
         return staging
 
     def finish_unit(self, unit: int, staging: Path) -> None:
-        """Publish a completed unit by renaming its staging folder."""
+        """Publish a completed unit by renaming its staging folder (over what is left of an
+        unfinished one, which has no metrics.json)."""
+        if self.unit_dir(unit).exists():
+            shutil.rmtree(self.unit_dir(unit))
         os.replace(staging, self.unit_dir(unit))
 
     def finished_units(self, units: list[int]) -> list[int]:

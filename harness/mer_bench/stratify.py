@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from mer_bench.errors import DatasetError, ProtocolError
 
@@ -65,6 +64,8 @@ def stratified_holdout(
     strata are coarsened until the held-out part can hold one song of each. DatasetError
     when even quadrants alone cannot be split.
     """
+    from sklearn.model_selection import train_test_split
+
     last_error: ValueError | None = None
     for level in range(len(LEVELS)):
         labels = strata(groups, min_count, level)
@@ -82,6 +83,8 @@ def stratified_holdout(
 def stratified_folds(groups: pd.DataFrame, folds: int, seed: int, level: int = 0) -> tuple[pd.Series, pd.Series]:
     """Stratified ``folds``-fold assignment of songs ``groups``: (fold 1..k, stratum), each a
     Series indexed by song key."""
+    from sklearn.model_selection import StratifiedKFold
+
     labels = strata(groups, folds, level)
     fold = pd.Series(-1, index=groups["song_key"].to_numpy())
     kfold = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from mer_bench.atomic import atomic_write
 from mer_bench.config import RunConfig, build_config, read_config_file, validate_settings
@@ -45,17 +45,18 @@ class SweepConfig(BaseModel):
     #: How many more times a failed unit job is run before it is reported.
     retries: int = Field(1, ge=0)
     #: Run-config values every run shares: datasets, preset, seed, clip_seconds, paths, and
-    #: ``protocol_settings`` by protocol name (``[protocol_settings.cv] folds = 10``).
+    #: ``protocol_settings``: the settings of the run's protocol, or, when ``protocols`` names
+    #: several, a table per protocol name (``[protocol_settings.cv] folds = 10``).
     run: dict[str, Any] = Field(default_factory=dict)
     #: Model settings by model name.
     model_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("models", "protocols")
     @classmethod
-    def _unique(cls, names: list[str]) -> list[str]:
+    def _unique(cls, names: list[str], info: ValidationInfo) -> list[str]:
         repeated = sorted({m for m in names if names.count(m) > 1})
         if repeated:
-            raise ValueError(f"named more than once: {', '.join(repeated)}")
+            raise ValueError(f"{info.field_name} named more than once: {', '.join(repeated)}")
         return names
 
 
@@ -85,18 +86,25 @@ def build_sweep(registry: Registry, overrides: dict[str, Any], config_file: Path
 
 def run_configs(registry: Registry, sweep: SweepConfig) -> list[RunConfig]:
     """One run config per model and protocol, each built as ``mer-bench run`` would build it."""
-    by_protocol = sweep.run.get("protocol_settings", {})
-    shared = {k: v for k, v in sweep.run.items() if k != "protocol_settings"}
     configs = []
     for protocol in sweep.protocols or [None]:
         for model in sweep.models:
-            values = {**shared, "model": model, "protocol": protocol, "model_settings": sweep.model_settings.get(model, {})}
+            values = {**sweep.run, "model": model, "protocol": protocol, "model_settings": sweep.model_settings.get(model, {})}
             if protocol is not None:
-                values["protocol_settings"] = by_protocol.get(protocol, {})
-            elif by_protocol:
-                raise ConfigError("[protocol_settings] of a sweep is keyed by protocol: name the protocols with 'protocols'")
+                values["protocol_settings"] = _settings_of(sweep.run.get("protocol_settings", {}), protocol, sweep.protocols)
             configs.append(build_config(registry, values))
     return configs
+
+
+def _settings_of(tables: dict[str, Any], protocol: str, protocols: list[str]) -> dict[str, Any]:
+    """The settings of ``protocol`` from a sweep's ``[protocol_settings]``, which names each protocol's table."""
+    unknown = sorted(set(tables) - set(protocols))
+    if unknown:
+        raise ConfigError(
+            f"[protocol_settings] of a sweep of protocols {', '.join(protocols)} holds a table per protocol "
+            f"([protocol_settings.{protocols[0]}]); {', '.join(unknown)} is none of them"
+        )
+    return tables.get(protocol, {})
 
 
 def run_key(config: RunConfig) -> str:

@@ -1,4 +1,4 @@
-"""An example mer-bench plugin: one dataset loader and one model.
+"""An example mer-bench plugin: a dataset loader, a model and an evaluation protocol.
 
 Dataset ``my-songs``: a folder with ``labels.csv`` (columns ``file,valence,arousal``,
 values on a 1..9 scale) and the audio files under ``audio/``.
@@ -6,6 +6,11 @@ values on a 1..9 scale) and the audio files under ``audio/``.
 Model ``nearest-centroid``: distances to each quadrant's mean ``logmel-stats`` vector,
 turned into probabilities with a softmax. It saves NumPy arrays and JSON, never a
 pickle: run folders are shared, and unpickling a file runs whatever code it names.
+
+Protocol ``shuffle-split``: ``splits`` independent stratified train/test splits (as
+scikit-learn's StratifiedShuffleSplit), each with a validation part carved from its
+training songs; built from the helpers of ``mer_bench.stratify``, which keep the tracks of
+one song together.
 """
 
 from __future__ import annotations
@@ -19,7 +24,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mer_bench import hookimpl
 from mer_bench.errors import DatasetError
-from mer_bench.types import DatasetInfo, DatasetLoader, Exclusion, FoldData, LoadedDataset, ModelFactory, Scale
+from mer_bench.stratify import song_groups, split_off_validation, stratified_holdout, sub_seed, unit_rows
+from mer_bench.types import (
+    DatasetInfo,
+    DatasetLoader,
+    EvaluationProtocol,
+    Exclusion,
+    FoldData,
+    LoadedDataset,
+    ModelFactory,
+    Scale,
+)
 
 
 # Subclassing the protocol gives the members a plugin may leave out their defaults:
@@ -116,6 +131,33 @@ class NearestCentroidFactory(ModelFactory):
         return model
 
 
+class ShuffleSplitSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    splits: int = Field(3, ge=1, description="independent train/test splits, one unit each")
+    test_size: float = Field(0.25, gt=0, lt=1)
+    val_size: float = Field(0.2, gt=0, lt=1)
+
+
+# Inherited from EvaluationProtocol: check (nothing to check before data is read),
+# describe (the name and settings, for tables) and measured (None: like no published protocol).
+class ShuffleSplit(EvaluationProtocol):
+    name = "shuffle-split"
+    settings_model = ShuffleSplitSettings
+
+    def units(self, tracks: pd.DataFrame, settings: ShuffleSplitSettings, seed: int) -> pd.DataFrame:
+        # tracks: one row per prepared track, sorted by uid, with quadrant, dataset and song_key.
+        frames = []
+        for unit in range(1, settings.splits + 1):
+            split_seed = sub_seed(seed, unit)  # each split its own seed, all from the run's
+            _, test, _, _ = stratified_holdout(song_groups(tracks), settings.test_size, split_seed, min_count=2)
+            is_test = tracks["song_key"].isin(set(test["song_key"]))
+            train, val = split_off_validation(tracks[~is_test], settings.val_size, split_seed)
+            parts = [("train", train), ("val", val), ("test", tracks.loc[is_test, "uid"])]
+            frames.append(unit_rows(unit, f"Split {unit}", parts))
+        return pd.concat(frames, ignore_index=True)
+
+
 @hookimpl
 def mer_bench_datasets():
     return [MySongs()]
@@ -124,3 +166,8 @@ def mer_bench_datasets():
 @hookimpl
 def mer_bench_models():
     return [NearestCentroidFactory()]
+
+
+@hookimpl
+def mer_bench_protocols():
+    return [ShuffleSplit()]

@@ -1,1 +1,1 @@
-"""Built-in executors: where fold jobs run (see :mod:`mer_bench.executors`)."""
+"""Built-in executors: where unit jobs run (see :mod:`mer_bench.executors`)."""

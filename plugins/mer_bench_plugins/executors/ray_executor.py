@@ -1,11 +1,11 @@
-"""``ray``: fold jobs on a Ray cluster (``pip install 'mer-bench[ray]'``), see docs/scaling.md.
+"""``ray``: unit jobs on a Ray cluster (``pip install 'mer-bench[ray]'``), see docs/scaling.md.
 
 ``address`` names a running cluster (``auto``, ``HOST:6379`` or ``ray://HOST:10001``);
 without one a private Ray instance is started on this machine for the run, bound to
 the loopback interface, and stopped after it. Each job is a Ray task with the job's
 resources (``num_cpus``, ``num_gpus`` where the cluster has GPUs, ``memory``). Inputs
 travel once: each run's feature blocks are put into Ray's object store one time and
-every fold job of that run reads them from there (``ship = "object-store"``), or jobs
+every unit job of that run reads them from there (``ship = "object-store"``), or jobs
 carry only the paths of the memory-mapped cache for clusters whose workers share that
 folder (``ship = "path"``). Ray itself never retries a task (``max_retries = 0``): a task
 whose worker died comes back as a failure and the driver decides, so that a job is
@@ -120,7 +120,7 @@ class RayExecutor(Executor):
                     options["memory"] = int(resources.memory_gb * 2**30)
                 if settings.ship == "object-store" and getattr(job, "features", None) is not None:
                     key = id(job.features)
-                    if key not in shipped:  # once per run, whatever its number of folds
+                    if key not in shipped:  # once per run, whatever its number of units
                         shipped[key] = ray.put(job.features.in_memory())
                     travelling = dataclasses.replace(job, features=None)
                     ref = ray.remote(_call_shipped).options(**options).remote(fn, travelling, shipped[key])
