@@ -15,7 +15,9 @@ from mer_bench.pipeline import run_benchmark
 from mer_bench.plugin_manager import load_plugins
 from mer_bench.registry import load_registry
 from mer_bench.types import QUADRANTS, Clip, quadrant_index
-from tests.conftest import BUILTINS
+from tests.conftest import BUILTINS, REPO, run_cli
+
+REFERENCE = REPO / "tests" / "data" / "reference"
 
 
 def tiny_config(**overrides):
@@ -70,6 +72,15 @@ def test_run_folder_holds_manifest_splits_and_folds(tiny_plugins, tmp_path):
     report = pd.read_csv(folder.path / "prep-report.csv")
     assert list(report.columns) == ["dataset", "track_id", "stage", "reason", "detail", "quadrant", "arousal", "valence"]
     assert report["valence"].notna().all() and report["quadrant"].isin(QUADRANTS).all()
+    # holdout-kfold became a plugin without changing a result: the same seed gives what the
+    # welded-in split gave before (recorded from that code on this very config).
+    reference = json.loads((REFERENCE / "holdout-kfold-demo-tiny-results.json").read_text())
+    for unit, expected in reference.items():
+        metrics = json.loads((folder.path / f"unit-{unit}" / "metrics.json").read_text())
+        predictions = pd.read_csv(folder.path / f"unit-{unit}" / "predictions.csv")
+        assert metrics["epochs"] == expected["epochs"], f"unit {unit}"
+        assert metrics["accuracy"] == pytest.approx(expected["accuracy"]), f"unit {unit}"
+        assert dict(zip(predictions["uid"], predictions["predicted"])) == expected["predicted"], f"unit {unit}"
 
 
 def test_early_stopping_restores_the_best_validation_epoch(tiny_plugins, tmp_path):
@@ -161,3 +172,19 @@ def test_the_data_fingerprint_follows_audio_content_and_labels():
     assert data_fingerprints(base.iloc[::-1])["d"] == first  # order does not matter
     assert data_fingerprints(base.assign(audio_digest=["a" * 64, "c" * 64]))["d"] != first
     assert data_fingerprints(base.assign(valence=[0.5, -0.4]))["d"] != first
+
+
+def test_a_run_folder_of_another_format_is_refused_in_one_line(tmp_path):
+    old = tmp_path / "runs" / "20250101-000000-effnetb3-abcdef"
+    (old / "fold-1").mkdir(parents=True)
+    # What mer-bench wrote before protocols were plugins: no format_version, folds in the config.
+    manifest = {"run_id": old.name, "mer_bench_version": "0.4.0", "config": {"folds": 5, "test_size": 0.1}}
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    (old / "summary.json").write_text(json.dumps({"run_id": old.name, "folds": 5}))
+    expected = (
+        f"run {old.name} was written by mer-bench 0.4.0 in run-folder format 1; this mer-bench reads format 2: "
+        "re-run it, or read it with the mer-bench that wrote it"
+    )
+    for args in (["report", old.name], ["leaderboard"], ["run", "--resume", old.name]):
+        result = run_cli(*args, "--runs-dir", str(tmp_path / "runs"))
+        assert result.returncode == 1 and result.stderr.strip() == f"error: {expected}", result.stderr

@@ -166,13 +166,13 @@ def datasets_verify(state: State, names, datasets_, data_dir, config_file, prese
     requested = list(names) + [d.strip() for d in (datasets_ or "").split(",") if d.strip()]
     chosen = expand_datasets(requested or ["all"], registry)
     plugins = state.plugins()
-    chosen = registry.preset(values.get("preset", preset))
-    selection = file_setting(values, "selection", chosen)
+    preset_record = registry.preset(values.get("preset", preset))
+    selection = file_setting(values, "selection", preset_record)
     check_names(selection, set(plugins.entries["dataset"]))
     with Progress(enabled=sys.stderr.isatty() and not as_json) as progress:
         checks = verify_datasets(
             plugins, chosen, data_dir or file_setting(values, "data_dir"), file_setting(values, "paths"),
-            file_setting(values, "clip_seconds", chosen), selection, progress,
+            file_setting(values, "clip_seconds", preset_record), selection, progress,
         )
     if as_json:
         click.echo(json.dumps({c.name: c.as_dict() for c in checks}, indent=2))

@@ -198,7 +198,7 @@ class RunFolder:
         version = stored_format(data)
         # The manifest and the summary carry the folder's format; a unit's files follow them.
         if "format_version" in record.model_fields and version != FORMAT_VERSION:
-            written = data.get("mer_bench_version") if isinstance(data, dict) else None
+            written = self._written_by()
             by = f" by mer-bench {written}" if written else " by an older mer-bench"
             raise RunError(
                 f"run {self.run_id} was written{by} in run-folder format {version}; this mer-bench reads format "
@@ -209,6 +209,15 @@ class RunFolder:
         except ValidationError as exc:
             problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
             raise RunError(f"run {self.run_id}: {name} is damaged ({problem})") from None
+
+    def _written_by(self) -> str | None:
+        """The mer-bench version the manifest names, however old its format."""
+        try:
+            data = json.loads((self.path / "manifest.json").read_text())
+        except (OSError, ValueError):
+            return None
+        version = data.get("mer_bench_version") if isinstance(data, dict) else None
+        return version if isinstance(version, str) else None
 
     def manifest(self) -> Manifest:
         return self.read_record("manifest.json", Manifest)
