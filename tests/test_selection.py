@@ -79,9 +79,12 @@ def test_policies_come_from_the_preset_and_the_config_file_dataset_by_dataset(tm
         ("[selection]\npmemo = { cap = 0 }\n", "greater than or equal to 1"),
         ("[selection]\npmemo = { cap = 60, top = 3 }\n", "Extra inputs are not permitted"),
         ("balance = true\n", r'balance was replaced by a \[selection\] table.*balance = true is "\*" = "equalise"'),
+        # Settings that moved into the protocol say where they went.
+        ("folds = 3\n", r"folds is a setting of the evaluation protocol now: put it under \[protocol_settings\]"),
+        ("test_size = 0.2\n", r"--set protocol.test_size=VALUE"),
     ],
 )
-def test_bad_selection_values_are_one_clear_error(tmp_path, text, message):
+def test_bad_selection_and_moved_settings_are_one_clear_error(tmp_path, text, message):
     path = tmp_path / "run.toml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
@@ -92,17 +95,3 @@ def test_a_misspelt_dataset_name_is_an_error_not_a_silent_default():
     check_names({"pmemo": "none", "*": "equalise"}, {"pmemo", "4q"})
     with pytest.raises(ConfigError, match=r"\[selection\] names 'pmeno', which is no dataset plugin \(known: 4q, pmemo"):
         check_names({"pmeno": "none"}, {"pmemo", "4q"})
-
-
-@pytest.mark.parametrize(
-    "text, message",
-    [
-        ("folds = 3\n", r"folds is a setting of the evaluation protocol now: put it under \[protocol_settings\]"),
-        ("test_size = 0.2\n", r"--set protocol.test_size=VALUE"),
-    ],
-)
-def test_settings_that_moved_say_where_they_went(tmp_path, text, message):
-    path = tmp_path / "run.toml"
-    path.write_text(text)
-    with pytest.raises(ConfigError, match=message):
-        read_config_file(path)
