@@ -166,3 +166,48 @@ def bimodal(root: Path, per_quadrant: int = 6, seconds: float = 25.0, fmt: str =
                 sheet.write(r, c, value)
         book.save(str(path))
     return {"annotated": 4 * per_quadrant, "no_audio": "A101", "unannotated": "A008"}
+
+
+def deam(root: Path, per_quadrant: int = 3, seconds: float = 25.0, nested: bool = False) -> dict:
+    """``DEAM``: MEMD_audio/ and the two song-level files, padded, the second with 13 columns.
+
+    Each quadrant has one 2013 song shared with :func:`emomusic` (same id, values written
+    with valence and arousal swapped, as DEAM's file has them), ``per_quadrant`` 2014 songs
+    of ``seconds`` and one 2015 full song of twice that. ``nested`` unpacks each zip into a
+    folder of its own name.
+    """
+    values = {"A+V+": (6.5, 7.0), "A+V-": (7.2, 3.1), "A-V-": (5.0, 5.0), "A-V+": (2.5, 6.0)}
+    shared = {"A+V+": 3, "A+V-": 15, "A-V-": 27, "A-V+": 39}  # emomusic()'s first song per quadrant
+    audio = root / "DEAM_audio" / "MEMD_audio" if nested else root / "MEMD_audio"
+    annotations = root / "DEAM_Annotations" / "annotations" if nested else root / "annotations"
+    song_level = annotations / "annotations averaged per song" / "song_level"
+    first = ["song_id, valence_mean, valence_std, arousal_mean, arousal_std"]
+    second = [
+        "song_id, valence_mean, valence_std, valence_ max_mean, valence_max_std, valence_min_mean, valence_min_std, "
+        "arousal_mean, arousal_std, arousal_max_mean, arousal_max_std, arousal_min_mean, arousal_min_std"
+    ]
+    songs_2014, songs_2015 = iter(range(1001, 2000)), iter(range(2001, 2059))
+    for quadrant, (a, v) in values.items():
+        song = shared[quadrant]
+        write_clip(audio / f"{song}.mp3", seconds, quadrant, song, 44100, 2)
+        first.append(f"{song:>7},{a:>11} ,{0.94:>12},{v:>11} ,{0.63:>12}")  # swapped, as in DEAM
+        for i in range(per_quadrant):
+            song = next(songs_2014)
+            write_clip(audio / f"{song}.mp3", seconds, quadrant, song, 44100, 2)
+            varied = v + 0.1 * i if v > 5 else v - 0.1 * i  # away from the midpoint: same quadrant
+            first.append(f"{song:>7},{varied:>11} ,{0.94:>12},{a:>11} ,{0.63:>12}")
+        song = next(songs_2015)
+        write_clip(audio / f"{song}.mp3", 2 * seconds, quadrant, song, 48000, 2)
+        second.append(f"{song:>7},{v:>11} ,{0.98:>12},{8.0:>17} ,{1.41:>16},{2.2:>17} ,{0.98:>16},{a:>11} ,"
+                      f"{0.8:>11} ,{8.6:>17} ,{0.49:>16},{3.4:>17} ,{1.02:>16}")
+    write_clip(audio / "1999.mp3", seconds, "A+V+", 1999, 44100, 2)  # audio nobody annotated
+    song_level.mkdir(parents=True, exist_ok=True)
+    (song_level / "static_annotations_averaged_songs_1_2000.csv").write_text("\n".join(first) + "\n")
+    (song_level / "static_annotations_averaged_songs_2000_2058.csv").write_text("\n".join(second) + "\n")
+    return {
+        "annotated": 4 * (per_quadrant + 2),
+        "shared": shared,
+        "values": values,
+        "full_songs": [str(s) for s in range(2001, 2005)],
+        "unannotated": "1999",
+    }

@@ -60,9 +60,10 @@ def test_all_means_the_four_paper_datasets(tmp_path):
     assert result.stderr.startswith("error: 4 of 4 datasets not found")
     for name in ("'4q'", "'pmemo'", "'emomusic'", "'bimodal'"):
         assert f"dataset {name} not found" in result.stderr
+    assert "deam" not in result.stderr  # DEAM is not one of the paper's four
     unknown = run_cli("run", "--model", "logmel-mlp", "--datasets", "demo,dmeo", "--no-progress")
     assert unknown.stderr.strip() == (
-        "error: unknown dataset plugin 'dmeo'; known dataset plugins: 4q, bimodal, demo, demo-live, demo-lofi, emomusic, pmemo"
+        "error: unknown dataset plugin 'dmeo'; known dataset plugins: 4q, bimodal, deam, demo, demo-live, demo-lofi, emomusic, pmemo"
     )
 
 

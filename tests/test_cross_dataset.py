@@ -55,6 +55,8 @@ def test_cross_gives_the_train_by_test_matrix_with_a_generalisation_gap(sources,
     assert run_cli("report", folder.name, "--runs-dir", str(folder.parent), "--html", str(html)).returncode == 0
     page = html.read_text()
     assert "Cross-dataset matrix (rows: fitted on, columns: scored on)" in page
+    # The page links what it has: the matrix, and no shared test set (cross has none).
+    assert '<a href="#cross">' in page and 'href="#test-set"' not in page
     assert 'id="figure-cross-datasets"' in page and "data:image/png;base64," in page.split('id="figure-cross-datasets"')[1][:400]
 
 

@@ -185,6 +185,11 @@ def test_a_run_folder_of_another_format_is_refused_in_one_line(tmp_path):
         f"run {old.name} was written by mer-bench 0.4.0 in run-folder format 1; this mer-bench reads format 2: "
         "re-run it, or read it with the mer-bench that wrote it"
     )
-    for args in (["report", old.name], ["leaderboard"], ["run", "--resume", old.name]):
+    for args in (["report", old.name], ["leaderboard", old.name], ["run", "--resume", old.name]):
         result = run_cli(*args, "--runs-dir", str(tmp_path / "runs"))
         assert result.returncode == 1 and result.stderr.strip() == f"error: {expected}", result.stderr
+    # A leaderboard over the whole runs folder leaves it out, says so, and shows the rest.
+    result = run_cli("leaderboard", "--runs-dir", str(tmp_path / "runs"), "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == f"left out 1 run(s) in another run-folder format (re-run them to compare): {old.name}"
+    assert "published" in result.stdout

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from mer_bench.errors import DatasetError
-from mer_bench.protocol import make_units, merged_groups, protocol_input, unit_parts
+from mer_bench.protocol import make_units, merged_groups, protocol_input
 from mer_bench.results import csv_bytes
 from mer_bench.types import QUADRANTS
 from mer_bench_plugins.protocols.holdout_kfold import HoldoutKFold, holdout_kfold_split
@@ -60,7 +60,8 @@ def test_units_partition_the_dev_set_and_never_touch_test():
     test = set(splits.loc[splits.split == "test", "uid"])
     seen_val = []
     for fold in range(1, 6):
-        parts = unit_parts(table, fold)
+        rows = table[table["unit"] == fold]
+        parts = {role: rows.loc[rows["role"] == role, "uid"].tolist() for role in ("train", "val", "test")}
         assert not set(parts["train"]) & set(parts["val"])
         assert not (set(parts["train"]) | set(parts["val"])) & test
         assert set(parts["test"]) == test

@@ -165,6 +165,8 @@ def first_unit(tracks: pd.DataFrame) -> pd.DataFrame:
         (lambda t: first_unit(t).assign(uid="nowhere/1"), "named tracks that were not prepared: nowhere/1"),
         (lambda t: first_unit(t).assign(role="train"), "left unit 1 \\(only\\) without val tracks"),
         (lambda t: pd.concat([first_unit(t), first_unit(t).assign(unit=2)]), "gave two units the same label"),
+        (lambda t: first_unit(t).assign(repeat=float("nan")), "gave a repeat that is not a whole number from 1"),
+        (lambda t: first_unit(t).assign(repeat=[1 + k % 2 for k in range(len(t))]), "gave one unit more than one repeat"),
         (lambda t: t.pipe(first_unit).assign(role=lambda u: ["test" if k % 2 else "train" for k in range(len(u))]),
          "without val tracks"),
     ],

@@ -170,3 +170,39 @@ def test_only_a_cap_of_91_gives_the_papers_346_emotion_in_music_tracks(real):
     _, labelled = real
     sizes = labelled.loc[labelled.dataset == "emomusic", "quadrant"].value_counts()
     assert [cap for cap in range(1, 400) if sizes.clip(upper=cap).sum() == 346] == [91]
+
+
+@pytest.fixture(scope="module")
+def real_deam(tmp_path_factory):
+    """DEAM's two real song-level files in their layout, with Emotion in Music beside it; placeholder audio."""
+    root = tmp_path_factory.mktemp("deam")
+    song_level = root / "DEAM" / "DEAM_Annotations" / "annotations" / "annotations averaged per song" / "song_level"
+    song_level.mkdir(parents=True)
+    for path in sorted((REAL / "DEAM").glob("static_annotations_averaged_songs_*.csv")):
+        shutil.copy(path, song_level / path.name)
+        for song in pd.read_csv(path, skipinitialspace=True).iloc[:, 0]:
+            touch(root / "DEAM" / "DEAM_audio" / "MEMD_audio" / f"{song}.mp3", 45.0)
+    shutil.copytree(REAL / "EmotionInMusic", root / "emoMusic" / "annotations")
+    for i in range(1, 1001):
+        touch(root / "emoMusic" / "clips_45seconds" / f"{i}.mp3", 45.0)
+    plugins = load_plugins(BUILTINS, entry_points=False)
+    return discover(plugins, ["emomusic", "deam"], root), plugins
+
+
+def test_deam_counts_and_its_2013_songs_agree_with_emotion_in_music(real_deam):
+    found, plugins = real_deam
+    labelled = assign_quadrants(found.tracks, plugins)
+    assert quadrants(labelled, "deam") == {"A-V-": 742, "A+V+": 594, "A-V+": 276, "A+V-": 190}
+    assert not [e for e in found.excluded if e.dataset == "deam"]
+    deam = labelled[labelled.dataset == "deam"].set_index("track_id")
+    emo = labelled[labelled.dataset == "emomusic"].set_index("track_id")
+    assert len(deam) == 1802 and deam.mediaeval_year.value_counts().to_dict() == {2014: 1000, 2013: 744, 2015: 58}
+    # With DEAM's swapped 2013 columns put back, 738 of the 744 shared songs carry Emotion in
+    # Music's values (DEAM rounds to two decimals); the six others differ in the sources.
+    shared = emo.merge(deam, left_index=True, right_index=True, suffixes=("", "_deam"))
+    same = ((shared.arousal - shared.arousal_deam).abs() < 0.011) & ((shared.valence - shared.valence_deam).abs() < 0.011)
+    assert len(shared) == 744 and same.sum() == 738
+    assert sorted(shared.index[~same], key=int) == ["448", "452", "609", "652", "850", "1000"]
+    # Every shared song is one song in a run over both.
+    assert (shared.song_key == shared.song_key_deam).all()
+    assert found.notes["deam"][0].startswith("valence_mean and arousal_mean exchanged for the 744 songs")

@@ -224,6 +224,9 @@ def test_bad_sweeps_are_one_clear_error(plugins, tmp_path):
         sweep_of(models="majority", protocols="cv,cv")
     with pytest.raises(ConfigError, match=r"holds a table per protocol \(\[protocol_settings.cv\]\); folds, test_size is none of them"):
         sweep_of(models="majority", protocols="cv,lodo")
+    # One protocol named: [protocol_settings] holds its settings directly, as a run's does.
+    _, (config,) = sweep_of(models="majority", protocols="holdout-kfold")
+    assert (config.protocol, config.protocol_settings) == ("holdout-kfold", {"folds": 3, "test_size": 0.25})
     plan, configs = sweep_of(models="majority", executor="slurm")
     with pytest.raises(Exception, match="unknown executor plugin 'slurm'; known executor plugins: local, process, ray"):
         run_sweep(plan, configs, plugins, tmp_path)

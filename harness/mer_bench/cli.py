@@ -163,7 +163,8 @@ def datasets_verify(state: State, names, datasets_, data_dir, config_file, prese
 
     values = read_config_file(config_file) if config_file else {}
     registry = state.registry()
-    requested = list(names) + [d.strip() for d in (datasets_ or "").split(",") if d.strip()]
+    # NAMES may be comma-separated too, as --datasets is.
+    requested = [d.strip() for d in ",".join([*names, datasets_ or ""]).split(",") if d.strip()]
     chosen = expand_datasets(requested or ["all"], registry)
     plugins = state.plugins()
     preset_record = registry.preset(values.get("preset", preset))
@@ -201,6 +202,8 @@ def datasets_verify(state: State, names, datasets_, data_dir, config_file, prese
         ]
         print_table(pd.DataFrame(rows), "terminal", "dataset check")
         for c in checks:
+            for line in c.notes:
+                click.echo(f"  note: {c.name}: {line}")
             for line in c.problems:
                 click.echo(f"  problem: {line}")
     if not all(c.ok for c in checks):
@@ -256,6 +259,9 @@ def run(
         folder = run_benchmark(config, state.plugins(), runs_dir, resume=resume, progress=progress, command=sys.argv)
     click.echo(f"run {folder.run_id} written to {folder.path}")
     summary = folder.summary()
+    for name, source in folder.manifest().data.items():
+        for note in source.notes:
+            click.echo(f"{name}: {note}")
     if summary.song_groups["groups"]:
         groups = summary.song_groups
         click.echo(f"{groups['groups']} songs appear under several ids; their {groups['tracks']} tracks were split together")
@@ -546,7 +552,13 @@ def leaderboard_cmd(state: State, run_ids: tuple[str, ...], runs_dir: Path, fmt:
     from mer_bench.report import completed_runs, leaderboard, print_table
     from mer_bench.results import RunFolder
 
-    folders = [RunFolder.open(runs_dir, r) for r in run_ids] if run_ids else completed_runs(runs_dir)
+    folders, other_format = ([RunFolder.open(runs_dir, r) for r in run_ids], []) if run_ids else completed_runs(runs_dir)
+    if other_format:
+        click.echo(
+            f"left out {len(other_format)} run(s) in another run-folder format (re-run them to compare): "
+            + ", ".join(other_format),
+            err=True,
+        )
     table = leaderboard(state.registry(), folders)
     if html_file is not None:
         from mer_bench.html_report import leaderboard_html

@@ -93,8 +93,13 @@ def compare_runs(a: RunFolder, b: RunFolder, *, resamples: int = 2000, confidenc
     ensembles["right_b"] = ensembles["predicted_b"] == ensembles["true_b"]
     rows = []
     parts = [(label, merged[merged["unit"] == k]) for k, label in zip(units, labels)]
-    # Each track once: the mean of a run's unit models that scored it (the fold ensemble of holdout-kfold).
-    overall = "Fold ensemble" if all(label.startswith("Fold ") for label in labels) else "Ensemble per track"
+    # Each track once: the mean of a run's unit models that scored it (the fold ensemble of
+    # holdout-kfold); where each track was scored by one unit (cv, lodo), just the pooled tracks.
+    scored_once = pa.groupby("uid")["unit"].nunique().max() == 1
+    if scored_once:
+        overall = "All tracks (each scored once)"
+    else:
+        overall = "Fold ensemble" if all(label.startswith("Fold ") for label in labels) else "Ensemble per track"
     for name, part in [*parts, (overall, ensembles)]:
         only_a, only_b, p = mcnemar_exact(part["right_a"].to_numpy(), part["right_b"].to_numpy())
         rows.append(

@@ -15,9 +15,11 @@ from mer_bench.selection import Policy
 
 #: Run settings that became a protocol's, and where they went.
 MOVED_TO_PROTOCOL = (
-    "{key} is a setting of the evaluation protocol now: put it under [protocol_settings] (with "
-    'protocol = "holdout-kfold" or "cv"), or pass --set protocol.{key}=VALUE'
+    "{key} is a setting of the evaluation protocol now: put it under [protocol_settings] (protocols "
+    "that have it: {protocols}), or pass --set protocol.{key}=VALUE"
 )
+#: The built-in protocols that take each moved setting.
+MOVED_KEYS = {"folds": "holdout-kfold, cv", "test_size": "holdout-kfold, cross"}
 #: What an old ``balance`` setting says today.
 BALANCE_REPLACED = (
     "balance was replaced by a [selection] table: per dataset \"none\", \"equalise\" or { cap = N }, "
@@ -69,9 +71,9 @@ def old_key_problem(values: dict[str, Any]) -> str | None:
     """What to write instead of a setting older mer-bench versions took, if ``values`` has one."""
     if "balance" in values:
         return BALANCE_REPLACED
-    for key in ("folds", "test_size"):
+    for key, protocols in MOVED_KEYS.items():
         if key in values:
-            return MOVED_TO_PROTOCOL.format(key=key)
+            return MOVED_TO_PROTOCOL.format(key=key, protocols=protocols)
     return None
 
 

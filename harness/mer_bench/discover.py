@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -17,11 +17,13 @@ from mer_bench.types import DatasetLoader, Exclusion, validate_tracks
 
 @dataclass
 class Discovery:
-    """Every dataset's tracks in one table, where each was read from, and what loaders excluded."""
+    """Every dataset's tracks in one table, where each was read from, what loaders excluded,
+    and the corrections each loader made (:attr:`LoadedDataset.notes`)."""
 
     tracks: pd.DataFrame
     roots: dict[str, Path]
     excluded: list[Exclusion]
+    notes: dict[str, list[str]] = field(default_factory=dict)
 
 
 def find_in_data_dir(loader: DatasetLoader, data_dir: Path | None) -> Path | None:
@@ -79,14 +81,17 @@ def discover(
             missing.append(str(exc))
     if missing:
         raise DatasetError(f"{len(missing)} of {len(loaders)} datasets not found: " + " | ".join(missing))
-    tables, excluded = [], []
+    tables, excluded, notes = [], [], {}
     for loader in loaders:
         root = roots[loader.name]
         with plugin_call("dataset", loader.name, "load", str(root), keep=(DatasetError, AudioError)):
             loaded = loader.load(root)
         table = validate_tracks(loaded.tracks, loader.name, loader.scale)
         require_tracks_left(table, [loader.name], loaded.excluded, f"reading {root}")
-        table["song_key"] = song_keys(table, table["dataset"] + "/" + table["track_id"])
         tables.append(table)
         excluded.extend(loaded.excluded)
-    return Discovery(pd.concat(tables, ignore_index=True), roots, excluded)
+        notes[loader.name] = [str(n) for n in loaded.notes]
+    tracks = pd.concat(tables, ignore_index=True)
+    # Keys are joined across datasets: the same song may sit in two of them.
+    tracks["song_key"] = song_keys(tracks, tracks["dataset"] + "/" + tracks["track_id"])
+    return Discovery(tracks, roots, excluded, notes)

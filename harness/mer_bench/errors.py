@@ -56,6 +56,10 @@ class RunError(MerBenchError):
     """A run folder is missing, damaged, or does not match the command resuming it."""
 
 
+class RunFormatError(RunError):
+    """A run folder was written by another mer-bench in another run-folder format."""
+
+
 class ModelError(MerBenchError):
     """A model cannot be built, trained or loaded here (a missing library or weights file, bad input)."""
 

@@ -1,4 +1,4 @@
-"""Where fold jobs run: the executor interface, and the driver loop that retries and collects.
+"""Where unit jobs run: the executor interface, and the driver loop that retries and collects.
 
 An executor (a plugin, hook ``mer_bench_executors``) runs picklable jobs with a function
 and yields one :class:`Outcome` per job as each finishes, a result or an error, never

@@ -102,7 +102,7 @@ class Features:
 
     def __getstate__(self) -> dict[str, Any]:
         # A memory-mapped block travels as its cache path (the receiver maps the same
-        # file), any other block by value: a fold job pickles to a few kilobytes.
+        # file), any other block by value: a unit job pickles to a few kilobytes.
         blocks = [
             ("path", block.filename) if isinstance(block, np.memmap) and block.filename else ("array", np.asarray(block))
             for block in self.blocks

@@ -57,9 +57,9 @@ def mer_bench_feature_extractors() -> list[FeatureExtractor]:
 def mer_bench_models() -> list[ModelFactory]:
     """Return the model factories this plugin provides.
 
-    A factory names the feature it consumes and builds a fresh model for every fold;
-    the model fits on the fold's train part, stops early on its validation part, and
-    predicts class probabilities for the test set.
+    A factory names the feature it consumes and builds a fresh model for every
+    evaluation unit; the model fits on the unit's train part, stops early on its
+    validation part, and predicts class probabilities for its test part.
     """
 
 
@@ -77,7 +77,7 @@ def mer_bench_protocols() -> list[EvaluationProtocol]:
 def mer_bench_executors() -> list[Executor]:
     """Return the executors this plugin provides.
 
-    An executor runs fold jobs somewhere (this process, a local pool, a cluster) and
+    An executor runs unit jobs somewhere (this process, a local pool, a cluster) and
     yields each job's outcome as it finishes; the driver writes every result into the
     run folder and retries failures (see :mod:`mer_bench.executors`).
     """

@@ -36,12 +36,13 @@ from mer_bench.protocol import make_units, merged_groups, shares_one_test_set, t
 from mer_bench.results import RunFolder, csv_bytes, git_commit, host_info, new_run_id, package_versions
 from mer_bench.run_records import FORMAT_VERSION, Manifest, ProtocolRecord, Summary
 from mer_bench.selection import check_names, describe, policy_for
+from mer_bench.stratify import sub_seed
 from mer_bench.types import QUADRANTS, ROLES, Exclusion, FoldData, ModelFactory, quadrant_index
 
 
 def unit_seed(seed: int, unit: int) -> int:
     """A unit's own model seed, independent of the units before it, so a resumed run matches."""
-    return int(np.random.SeedSequence([seed, unit]).generate_state(1)[0])
+    return sub_seed(seed, unit)
 
 
 def data_fingerprints(tracks: pd.DataFrame) -> dict[str, str]:
@@ -362,7 +363,10 @@ def prepare_run(
             versions=package_versions(sorted(sources)),
             git=git_commit(),
             host=host_info(),
-            data={name: {"root": str(discovery.roots[name]), "fingerprint": fp} for name, fp in fingerprints.items()},
+            data={
+                name: {"root": str(discovery.roots[name]), "fingerprint": fp, "notes": discovery.notes.get(name, [])}
+                for name, fp in fingerprints.items()
+            },
             selection={name: describe(policy_for(config.selection, name)) for name in config.datasets},
             scales={name: scale and {"low": scale.low, "high": scale.high} for name, scale in scales.items()},
         )

@@ -1,7 +1,7 @@
 """Calling plugin code, which is other people's code.
 
 An exception a plugin raises becomes one :class:`~mer_bench.errors.PluginCallError` line
-naming the plugin, the method and where it was called (a fold, a clip); ``--verbose``
+naming the plugin, the method and where it was called (a unit, a clip); ``--verbose``
 shows the plugin's own traceback, kept as the cause. What a plugin returns is checked
 before any stage uses it: a wrong shape, NaN probabilities or features that are not
 numbers stop the stage with a message instead of being scored.
@@ -34,7 +34,7 @@ def one_line(exc: BaseException) -> str:
 def plugin_call(kind: str, name: str, method: str, where: str = "", keep: tuple[type[Exception], ...] = ()) -> Iterator[None]:
     """Run the block, turning an exception into a PluginCallError that names the plugin.
 
-    ``where`` says on what the method was called ("fold 2 of run X", "clip demo/0001");
+    ``where`` says on what the method was called ("unit 2 of run X", "clip demo/0001");
     exceptions of the types in ``keep`` (messages that already say everything, such as a
     loader's DatasetError naming its file) pass unchanged.
     """

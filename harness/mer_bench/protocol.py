@@ -95,6 +95,12 @@ def check_units(units: Any, tracks: pd.DataFrame, name: str) -> None:
         fail(f"gave unit {labels[labels != 1].index[0]} more than one label")
     if units.groupby("unit")["label"].first().duplicated().any():
         fail("gave two units the same label")
+    if "repeat" in units.columns:
+        repeats = pd.to_numeric(units["repeat"], errors="coerce")
+        if repeats.isna().any() or (repeats != repeats.round()).any() or (repeats < 1).any():
+            fail("gave a repeat that is not a whole number from 1")
+        if (units.assign(repeat=repeats).groupby("unit")["repeat"].nunique() != 1).any():
+            fail("gave one unit more than one repeat")
     song = units.merge(tracks[["uid", "song_key"]], on="uid", how="left")
     for unit, rows in song.groupby("unit"):
         label = rows["label"].iloc[0]
@@ -113,14 +119,8 @@ def unit_numbers(splits: pd.DataFrame) -> list[int]:
     return sorted(int(u) for u in splits["unit"].unique())
 
 
-def unit_parts(splits: pd.DataFrame, unit: int) -> dict[str, list[str]]:
-    """The uids of the train, validation and test parts of ``unit``."""
-    rows = splits[splits["unit"] == unit]
-    return {role: rows.loc[rows["role"] == role, "uid"].tolist() for role in ROLES}
-
-
 def shares_one_test_set(splits: pd.DataFrame) -> bool:
-    """Whether every unit is scored on the same tracks (``holdout-kfold`` without repeats):
-    the units' predictions of one track can then be averaged into a fold ensemble."""
+    """Whether two units or more are all scored on the same tracks (``holdout-kfold`` without
+    repeats): the units' predictions of one track can then be averaged into a fold ensemble."""
     tests = splits[splits["role"] == "test"].groupby("unit")["uid"].apply(frozenset)
-    return tests.nunique() == 1
+    return len(tests) > 1 and tests.nunique() == 1

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from mer_bench.errors import RunError
+from mer_bench.errors import RunError, RunFormatError
 from mer_bench.registry import Registry
 from mer_bench.results import RunFolder
 from mer_bench.run_records import Summary
@@ -104,14 +104,16 @@ def table4(folder: RunFolder) -> pd.DataFrame:
 
 def cross_matrix(folder: RunFolder, metric: str = "accuracy") -> pd.DataFrame | None:
     """Train x test matrix of ``metric`` (rows: the dataset trained on, columns: the dataset
-    scored on), when every unit trains on one dataset and is scored on one (``cross``); else None."""
+    scored on), when every unit trains on one dataset and is scored on one, with two datasets
+or more on each side (``cross``, ``lodo`` on two datasets); else None."""
     units = folder.unit_metrics(folder.manifest().unit_numbers())
     if not units or not all(len(m.train_datasets) == 1 and len(m.test_datasets) == 1 for m in units):
         return None
     cells = pd.DataFrame(
         [{"Trained on": m.train_datasets[0], "Tested on": m.test_datasets[0], "value": getattr(m, metric)} for m in units]
     )
-    if cells.duplicated(["Trained on", "Tested on"]).any():
+    # One dataset on an axis is no matrix (official on one dataset, a one-dataset fold).
+    if cells.duplicated(["Trained on", "Tested on"]).any() or min(cells.nunique()[["Trained on", "Tested on"]]) < 2:
         return None
     return cells.pivot(index="Trained on", columns="Tested on", values="value").rename_axis(columns=None).reset_index()
 
@@ -199,9 +201,19 @@ def _versus_published(registry: Registry, summary: Summary, metric: str, value: 
     return None
 
 
-def completed_runs(runs_dir: Path) -> list[RunFolder]:
-    """Every run under ``runs_dir`` that has a summary, oldest first."""
-    return [RunFolder(p.parent) for p in sorted(Path(runs_dir).glob("*/summary.json"))]
+def completed_runs(runs_dir: Path) -> tuple[list[RunFolder], list[str]]:
+    """Every run under ``runs_dir`` that has a summary, oldest first, and the ids of those left
+    out because another mer-bench wrote them in another run-folder format."""
+    readable, other = [], []
+    for path in sorted(Path(runs_dir).glob("*/summary.json")):
+        folder = RunFolder(path.parent)
+        try:
+            folder.summary()
+        except RunFormatError:
+            other.append(folder.run_id)
+            continue
+        readable.append(folder)
+    return readable, other
 
 
 def _cell(value: Any) -> str:

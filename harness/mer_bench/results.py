@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from mer_bench.atomic import atomic_write
 from mer_bench.cache import library_versions
-from mer_bench.errors import RunError
+from mer_bench.errors import RunError, RunFormatError
 from mer_bench.plugin_calls import one_line
 from mer_bench.run_records import FORMAT_VERSION, Manifest, Summary, UnitMetrics, stored_format
 
@@ -200,7 +200,7 @@ class RunFolder:
         if "format_version" in record.model_fields and version != FORMAT_VERSION:
             written = self._written_by()
             by = f" by mer-bench {written}" if written else " by an older mer-bench"
-            raise RunError(
+            raise RunFormatError(
                 f"run {self.run_id} was written{by} in run-folder format {version}; this mer-bench reads format "
                 f"{FORMAT_VERSION}: re-run it, or read it with the mer-bench that wrote it"
             )

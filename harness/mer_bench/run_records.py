@@ -3,7 +3,7 @@ unit's ``metrics.json``, in run-folder format :data:`FORMAT_VERSION`.
 
 Every reader (report, figures, HTML, compare, predict, leaderboard, resume) goes through
 these models, so a field is named once and a damaged or foreign file is one clear line.
-A folder written in another format is refused by :func:`check_format` with the version of
+A folder written in another format is refused by :meth:`mer_bench.results.RunFolder.read_record` with the version of
 mer-bench that wrote it; the format changes only when a field changes meaning.
 """
 
@@ -43,10 +43,12 @@ class ProtocolRecord(PluginChoice):
 
 
 class DataSource(Record):
-    """Where a dataset was read, and the fingerprint of what the run used of it."""
+    """Where a dataset was read, the fingerprint of what the run used of it, and the
+    corrections its loader made to the published values."""
 
     root: str
     fingerprint: str
+    notes: list[str] = []
 
 
 class ValueRange(Record):

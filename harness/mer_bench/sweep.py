@@ -45,8 +45,9 @@ class SweepConfig(BaseModel):
     #: How many more times a failed unit job is run before it is reported.
     retries: int = Field(1, ge=0)
     #: Run-config values every run shares: datasets, preset, seed, clip_seconds, paths, and
-    #: ``protocol_settings``: the settings of the run's protocol, or, when ``protocols`` names
-    #: several, a table per protocol name (``[protocol_settings.cv] folds = 10``).
+    #: ``protocol_settings``: the settings of the one protocol the sweep runs (``protocols``
+    #: empty or naming one), or, when ``protocols`` names several, a table per protocol name
+    #: (``[protocol_settings.cv] folds = 10``).
     run: dict[str, Any] = Field(default_factory=dict)
     #: Model settings by model name.
     model_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -97,7 +98,10 @@ def run_configs(registry: Registry, sweep: SweepConfig) -> list[RunConfig]:
 
 
 def _settings_of(tables: dict[str, Any], protocol: str, protocols: list[str]) -> dict[str, Any]:
-    """The settings of ``protocol`` from a sweep's ``[protocol_settings]``, which names each protocol's table."""
+    """The settings of ``protocol`` from a sweep's ``[protocol_settings]``: the table itself when
+    the sweep runs one protocol, else its table per protocol name."""
+    if len(protocols) == 1 and protocol not in tables:
+        return tables
     unknown = sorted(set(tables) - set(protocols))
     if unknown:
         raise ConfigError(

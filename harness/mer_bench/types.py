@@ -68,10 +68,16 @@ class Exclusion:
 
 @dataclass
 class LoadedDataset:
-    """What a dataset loader returns: its track table and what it could not use."""
+    """What a dataset loader returns: its track table, what it could not use, and what it corrected.
+
+    ``notes`` says, one sentence each, where the loader changed the published values and
+    why (DEAM's swapped columns): runs print them and keep them in the manifest, so no
+    correction is silent.
+    """
 
     tracks: pd.DataFrame
     excluded: list[Exclusion] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ class Clip:
 
 @dataclass
 class FoldData:
-    """Inputs and integer quadrant labels (indices into :data:`QUADRANTS`) for one part of a fold.
+    """Inputs and integer quadrant labels (indices into :data:`QUADRANTS`) for one part of an evaluation unit.
 
     ``x`` is a numpy array or a :class:`mer_bench.features.Rows` view of the feature
     cache: both have ``len``, ``shape``, ``dtype`` and ``take(indices, axis=0)``, and
@@ -169,7 +175,7 @@ class FeatureExtractor(Protocol):
 
 @runtime_checkable
 class Model(Protocol):
-    """One fold's model. ``fit`` returns one dict of metrics per epoch.
+    """One evaluation unit's model. ``fit`` returns one dict of metrics per epoch.
 
     Each dict has ``epoch`` (from 1) and the model's losses and accuracies, e.g.
     ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``; a model that keeps the
@@ -186,12 +192,12 @@ class Model(Protocol):
 
 @runtime_checkable
 class ModelFactory(Protocol):
-    """Builds fresh models for each fold and loads saved ones.
+    """Builds a fresh model for each evaluation unit and loads saved ones.
 
     ``check`` runs once before a run reads any data, so that a missing weights file
     or library stops the run at once with a message saying what to install.
 
-    ``resources`` says what one fold needs (cores, a GPU, memory); executors that
+    ``resources`` says what one unit's model needs (cores, a GPU, memory); executors that
     schedule use it. A class that subclasses this protocol inherits one core and a
     ``check`` that checks nothing.
     """

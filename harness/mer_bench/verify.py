@@ -47,6 +47,8 @@ class DatasetCheck:
     prepared: int = 0
     excluded: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    #: Corrections the loader made to the published values (:attr:`LoadedDataset.notes`).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -89,6 +91,7 @@ def verify_dataset(
     except MerBenchError as exc:
         check.status, check.problems = "unusable", [f"{name}: {exc}"]
         return check
+    check.notes = [str(n) for n in loaded.notes]
     check.labelled = len(labelled)
     check.tracks = len(labelled) + len(loaded.excluded)
     check.quadrants_raw = _counts(labelled["quadrant"])

@@ -11,7 +11,9 @@ from the annotation ids, so the 256 unannotated clips are reported, not used.
 ``songs_info.csv`` pads its quoted fields with tab characters; every field is stripped.
 Each song has one genre, used to stratify the split, and the MediaEval 2013
 development/evaluation set is kept as the ``mediaeval_set`` column and, as ``train`` and
-``test``, as ``official_split``: the split the ``official`` protocol follows.
+``test``, as ``official_split``: the split the ``official`` protocol follows. DEAM holds the
+same songs under the same ids; both loaders give them the song key ``mediaeval/<song_id>``,
+so a run over both never splits a song.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from mer_bench import hookimpl
 from mer_bench.datafiles import child, numeric, read_csv, require, require_columns
 from mer_bench.errors import DatasetError
 from mer_bench.types import DatasetInfo, DatasetLoader, Exclusion, LoadedDataset, Scale
+from mer_bench_plugins.datasets.deam import song_key
 
 NAME = "emomusic"
 INFO = DatasetInfo(
@@ -105,6 +108,7 @@ class EmoMusic(DatasetLoader):
                 "genre": table["genre"],
                 "title": table["title"],
                 "artist": table["artist"],
+                "song_key": table["song_id"].map(song_key),
                 "mediaeval_set": table["mediaeval_set"],
                 "official_split": table["mediaeval_set"].str.lower().map({"development": "train", "evaluation": "test"}),
             }
