@@ -11,7 +11,7 @@ from mer_bench.plugin_manager import load_plugins
 from mer_bench.registry import load_registry
 from mer_bench.report import leaderboard
 from mer_bench.results import RunFolder
-from mer_bench.run_records import FORMAT_VERSION, Manifest, ProtocolRecord, Summary
+from mer_bench.run_records import FORMAT_VERSION, Manifest, ProtocolRecord, Summary, TaskRecord
 from tests.conftest import BUILTINS, run_cli
 
 
@@ -93,7 +93,7 @@ def test_a_rerun_of_a_published_system_shows_its_difference(tmp_path):
     registry = load_registry()
     plugins = load_plugins(BUILTINS, entry_points=False)
 
-    def run(run_id, model, datasets, accuracy, protocol="holdout-kfold", **settings):
+    def run(run_id, model, datasets, accuracy, protocol="holdout-kfold", task="quadrants", **settings):
         """A finished run's records as the pipeline writes them, with the protocol plugin's own description."""
         plugin = plugins.protocol(protocol)
         chosen = plugin.settings_model(**settings)
@@ -102,7 +102,10 @@ def test_a_rerun_of_a_published_system_shows_its_difference(tmp_path):
             measured=plugin.measured(chosen),
         )
         stat = {"mean": accuracy, "std": 0.01}
-        common = {"format_version": FORMAT_VERSION, "run_id": run_id, "protocol": record, "units": ["Fold 1"], "seed": 0}
+        chosen_task = plugins.task(task)
+        task_record = TaskRecord(name=task, kind="classification", classes=list(chosen_task.classes), description=task)
+        common = {"format_version": FORMAT_VERSION, "run_id": run_id, "protocol": record, "task": task_record,
+                  "units": ["Fold 1"], "seed": 0}
         folder = RunFolder.create(tmp_path, run_id)
         folder.write_json("manifest.json", Manifest(
             **common, mer_bench_version="test", command=[], config={}, model={"name": model, "settings": {}},
@@ -121,19 +124,22 @@ def test_a_rerun_of_a_published_system_shows_its_difference(tmp_path):
     three_folds = run("r3", "effnetb3", ["4q", "pmemo", "emomusic", "bimodal"], 0.70, folds=3)
     repeated = run("r4", "effnetb3", ["4q", "pmemo", "emomusic", "bimodal"], 0.70, repeats=2)
     lodo = run("r5", "effnetb3", ["4q", "pmemo", "emomusic", "bimodal"], 0.50, protocol="lodo")
-    table = leaderboard(registry, [paper, demo, three_folds, repeated, lodo]).set_index(["Source", "Metric"])
+    arousal = run("r6", "effnetb3", ["4q", "pmemo", "emomusic", "bimodal"], 0.80, task="arousal")
+    table = leaderboard(registry, [paper, demo, three_folds, repeated, lodo, arousal]).set_index(["Source", "Metric"])
     assert table.loc[("run r1", "accuracy"), "vs published"] == "+0.060 (Cazzaniga et al. 2024)"
     # The paper's F1 has no stated averaging, a demo run is not the paper's data, the
-    # published row's fields say 5 folds and one split, and lodo is another question.
+    # published row's fields say 5 folds and one split, lodo is another question, and
+    # high/low arousal another task.
     published = next(p for p in registry.published if p.model == "effnetb3" and p.metric == "accuracy")
     assert (published.measured.folds, published.measured.test_size) == (5, 0.1)
     assert pd.isna(table.loc[("run r1", "macro_f1"), "vs published"])
-    for other in ("r2", "r3", "r4", "r5"):
+    for other in ("r2", "r3", "r4", "r5", "r6"):
         assert pd.isna(table.loc[(f"run {other}", "accuracy"), "vs published"])
     assert table.loc[("Cazzaniga et al. 2024", "accuracy"), "Printed in"].startswith("Cazzaniga et al. 2024, section 5")
-    # Re-runs are keyed by protocol, datasets and data, and grouped in that order.
+    # Re-runs are keyed by task, protocol, datasets and data, and grouped in that order.
     reruns = table[table["Kind"] == "re-run"].reset_index()
-    assert reruns["Protocol"].tolist() == ["holdout-kfold"] * 8 + ["lodo"] * 2
+    assert reruns["Task"].tolist() == ["arousal"] * 2 + ["quadrants"] * 10
+    assert reruns["Protocol"].tolist() == ["holdout-kfold"] * 10 + ["lodo"] * 2
     assert reruns.loc[reruns["Source"] == "run r5", "Protocol in words"].iloc[0].startswith("mer-bench paper: leave one dataset out")
     assert reruns["Data"].str.fullmatch("[0-9a-f]{8}").all()
 

@@ -24,7 +24,7 @@ def test_the_guide_shows_the_example_files_verbatim():
 def test_every_hook_is_documented():
     text = GUIDE.read_text()
     hooks = [name for name in dir(hookspecs) if name.startswith("mer_bench_")]
-    assert len(hooks) == 6
+    assert len(hooks) == 7
     for name in hooks:
         assert f"### `{name}`" in text
         assert getattr(hookspecs, name).__doc__.strip()

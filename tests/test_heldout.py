@@ -27,12 +27,12 @@ def test_the_ensemble_averages_probabilities_not_votes():
         },
         ["A+V-", "A-V-"],
     )
-    ensemble = fold_ensemble(table).set_index("uid")
+    ensemble = fold_ensemble(table, QUADRANTS).set_index("uid")
     # t0: means 0.35 / 0.483 / 0.167 / 0. t1: 0.067 / 0.45 / 0.48 / 0.003, A-V-, though two of
     # the three folds voted A+V-.
     assert ensemble["predicted"].to_dict() == {"t0": "A+V-", "t1": "A-V-"}
     assert ensemble.loc["t1", "p_A-V-"] == pytest.approx(1.44 / 3)
-    summary = heldout_summary(table, resamples=200)
+    summary = heldout_summary(table, QUADRANTS, resamples=200)
     assert summary["tracks"] == 2
     assert summary["accuracy_mean_over_folds"]["value"] == pytest.approx(np.mean([0.0, 0.5, 1.0]))  # folds 1, 2, 3
     assert summary["fold_ensemble"]["accuracy"] == 1.0 and summary["fold_ensemble"]["accuracy_interval"] == [1.0, 1.0]
@@ -51,14 +51,14 @@ def test_the_interval_covers_the_figure_narrows_with_more_tracks_and_follows_the
             ]
         return predictions(table, truth)
 
-    small, large = heldout_summary(run(40), seed=1), heldout_summary(run(1000), seed=1)
+    small, large = heldout_summary(run(40), QUADRANTS, seed=1), heldout_summary(run(1000), QUADRANTS, seed=1)
     for summary in (small, large):
         low, high = summary["accuracy_mean_over_folds"]["interval"]
         assert low < summary["accuracy_mean_over_folds"]["value"] < high
     width = {n: np.diff(s["accuracy_mean_over_folds"]["interval"])[0] for n, s in ((40, small), (1000, large))}
     # A binomial interval's width shrinks as one over the square root of the tracks: sqrt(25) = 5.
     assert 3 < width[40] / width[1000] < 8
-    assert heldout_summary(run(40), seed=1)["confidence"] == 0.95
+    assert heldout_summary(run(40), QUADRANTS, seed=1)["confidence"] == 0.95
     table = run(60)
-    assert heldout_summary(table, seed=4) == heldout_summary(table, seed=4)
-    assert heldout_summary(table, seed=4) != heldout_summary(table, seed=5)
+    assert heldout_summary(table, QUADRANTS, seed=4) == heldout_summary(table, QUADRANTS, seed=4)
+    assert heldout_summary(table, QUADRANTS, seed=4) != heldout_summary(table, QUADRANTS, seed=5)

@@ -92,9 +92,9 @@ def test_an_object_that_breaks_the_protocol_is_reported_with_what_it_lacks(site)
     errors = sorted(f.error for f in plugins.failures)
     assert len(errors) == 2
     # object() lacks everything; the half model names only the members it is missing.
-    assert "lacks build, check, feature, load, name, resources, settings_model, which the ModelFactory protocol " \
+    assert "lacks build, check, feature, load, name, resources, settings_model, task_kinds, which the ModelFactory protocol " \
         "requires (subclass mer_bench.types.ModelFactory to inherit its defaults)" in errors[0]
-    assert "HalfModel" in errors[1] and "lacks load, resources, settings_model, which the ModelFactory protocol" in errors[1]
+    assert "HalfModel" in errors[1] and "lacks load, resources, settings_model, task_kinds, which the ModelFactory protocol" in errors[1]
 
 
 MINIMAL = """

@@ -217,6 +217,7 @@ def datasets_verify(state: State, names, datasets_, data_dir, config_file, prese
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML run configuration.")
 @click.option("--preset", help="Preset from registry.toml (paper, quick).")
 @click.option("--protocol", help="Evaluation protocol: holdout-kfold (default), cv, lodo, cross, official, or a plugin's.")
+@click.option("--task", help="What the models predict: quadrants (default), arousal, valence, or a plugin's.")
 @click.option("--seed", type=int)
 @click.option("--folds", type=int, help="Shortcut for --set protocol.folds=N (holdout-kfold, cv).")
 @click.option("--epochs", type=int, help="Override the model's epochs setting.")
@@ -229,7 +230,7 @@ def datasets_verify(state: State, names, datasets_, data_dir, config_file, prese
 @click.option("--no-figures", is_flag=True, help="Do not draw the run's figures at the end.")
 @click.pass_obj
 def run(
-    state: State, model, datasets_, data_dir, config_file, preset, protocol, seed, folds, epochs, set_, mixed_precision,
+    state: State, model, datasets_, data_dir, config_file, preset, protocol, task, seed, folds, epochs, set_, mixed_precision,
     jobs, resume, runs_dir, no_progress, no_figures,
 ) -> None:
     """Run a model on datasets under an evaluation protocol, print Tables 3, 4 and 5, and draw its figures."""
@@ -245,6 +246,7 @@ def run(
         "data_dir": data_dir,
         "preset": preset,
         "protocol": protocol,
+        "task": task,
         "seed": seed,
         "jobs": jobs,
         **_plugin_settings(set_, epochs, mixed_precision, folds),
@@ -282,7 +284,7 @@ def _print_run_tables(folder, fmt: str) -> None:
     from mer_bench.report import cross_matrix, print_table, table3, table4, test_set_table
 
     summary = folder.summary()
-    parts = [(table3(folder), f"Table 3: {folder.run_id}, scores of each unit's model ({summary.protocol.name})")]
+    parts = [(table3(folder), f"Table 3: {folder.run_id}, scores of each unit's model ({summary.task.name}, {summary.protocol.name})")]
     test_set = test_set_table(folder)
     if test_set is not None:
         parts.append(test_set)
@@ -528,6 +530,7 @@ def report(state: State, run_id: str, runs_dir: Path, fmt: str, html_file: Path 
                 {
                     "run_id": folder.run_id,
                     "protocol": summary.protocol.model_dump(mode="json"),
+                    "task": summary.task.model_dump(mode="json"),
                     "table3": json.loads(table3(folder).to_json(orient="records")),
                     "test_set": summary.test_set and summary.test_set.model_dump(mode="json"),
                     "repeats": summary.repeats and summary.repeats.model_dump(mode="json"),

@@ -62,6 +62,11 @@ def _predictions(folder: RunFolder, units: list[int]) -> pd.DataFrame:
 def _check_paired(a: RunFolder, b: RunFolder) -> list[str]:
     """The unit labels, or RunError saying why the runs cannot be paired."""
     ma, mb = a.manifest(), b.manifest()
+    if ma.task.name != mb.task.name:
+        raise RunError(
+            f"runs {a.run_id} and {b.run_id} predict different tasks ({ma.task.name}, {mb.task.name}); "
+            "a paired test compares two models on one task"
+        )
     splits_a, splits_b = (f.path / "splits.csv" for f in (a, b))
     if splits_a.read_bytes() != splits_b.read_bytes():
         ca, cb = ma.config, mb.config
@@ -88,7 +93,8 @@ def compare_runs(a: RunFolder, b: RunFolder, *, resamples: int = 2000, confidenc
     merged["right_a"] = merged["predicted_a"] == merged["true_a"]
     merged["right_b"] = merged["predicted_b"] == merged["true_b"]
 
-    ensembles = fold_ensemble(pa).merge(fold_ensemble(pb), on="uid", suffixes=("_a", "_b"), validate="one_to_one")
+    classes = a.manifest().task.classes
+    ensembles = fold_ensemble(pa, classes).merge(fold_ensemble(pb, classes), on="uid", suffixes=("_a", "_b"), validate="one_to_one")
     ensembles["right_a"] = ensembles["predicted_a"] == ensembles["true_a"]
     ensembles["right_b"] = ensembles["predicted_b"] == ensembles["true_b"]
     rows = []

@@ -40,6 +40,8 @@ class RunConfig(BaseModel):
     #: The evaluation protocol (a protocol plugin's name) and its settings.
     protocol: str = "holdout-kfold"
     protocol_settings: dict[str, Any] = Field(default_factory=dict)
+    #: What the models predict (a task plugin's name).
+    task: str = "quadrants"
     clip_seconds: float = Field(24.0, gt=0, allow_inf_nan=False)
     #: Per dataset name ("*": the others), which prepared tracks to keep (mer_bench.selection).
     selection: dict[str, Policy] = Field(default_factory=dict)

@@ -201,10 +201,11 @@ def training_curves(folder: RunFolder) -> Figure:
 
 
 def confusion(folder: RunFolder) -> Figure:
-    """The test-set confusion matrix pooled over units: counts, and each true quadrant's row
-    normalised to the share of its tracks predicted as each quadrant."""
+    """The test-set confusion matrix pooled over units: counts, and each true class's row
+    normalised to the share of its tracks predicted as each class (the run's task's classes)."""
     pooled = pooled_predictions(folder)
-    counts = confusion_matrix(pooled["true"], pooled["predicted"], labels=list(QUADRANTS))
+    classes = folder.manifest().task.classes
+    counts = confusion_matrix(pooled["true"], pooled["predicted"], labels=classes)
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float), where=totals > 0)
     fig = Figure(figsize=(9.0, 4.2), layout="constrained")
@@ -219,8 +220,8 @@ def confusion(folder: RunFolder) -> Figure:
         for (i, j), value in np.ndenumerate(matrix):
             colour = "white" if value > threshold else "black"
             ax.text(j, i, fmt.format(value), ha="center", va="center", color=colour, fontsize=9)
-        ax.set_xticks(range(len(QUADRANTS)), QUADRANTS)
-        ax.set_yticks(range(len(QUADRANTS)), QUADRANTS)
+        ax.set_xticks(range(len(classes)), classes)
+        ax.set_yticks(range(len(classes)), classes)
         ax.set_xlabel("Predicted")
         ax.set_ylabel("True")
         ax.set_title(title, fontsize=10)
@@ -249,18 +250,20 @@ def breakdown_table(folder: RunFolder) -> pd.DataFrame:
 
 
 def recall_by_dataset(folder: RunFolder) -> pd.DataFrame:
-    """Recall of each quadrant within each source dataset, pooled over units (NaN: no such test track)."""
+    """Recall of each class of the run's task within each source dataset, pooled over units
+    (NaN: no such test track)."""
     pooled = pooled_predictions(folder)
     hit = (pooled["true"] == pooled["predicted"]).astype(float)
     table = hit.groupby([pooled["dataset"], pooled["true"]]).mean().unstack()
-    return table.reindex(columns=list(QUADRANTS))
+    return table.reindex(columns=folder.manifest().task.classes)
 
 
 def breakdown(folder: RunFolder) -> Figure:
     """The error analysis the paper plans: accuracy and macro F1 by source dataset and by
-    genre, and each quadrant's recall within each dataset (which sources and quadrants fail)."""
+    genre, and each class's recall within each dataset (which sources and classes fail)."""
     table = breakdown_table(folder)
     recall = recall_by_dataset(folder)
+    classes = list(recall.columns)
     fig = Figure(figsize=(14.0, 4.2), layout="constrained")
     axes = fig.subplots(1, 3, width_ratios=[1, 1.4, 1])
     for ax, by in zip(axes[:2], ("dataset", "genre")):
@@ -274,16 +277,16 @@ def breakdown(folder: RunFolder) -> Figure:
             ax.bar(x + offset, part[metric], 0.4, label=metric.replace("_", " "), color=colour)
         ax.set_xticks(x, [f"{g}\n(n={n})" for g, n in zip(part["group"], part["tracks"])], fontsize=8)
         ax.set_ylim(0, 1)
-        ax.axhline(0.25, color="black", linestyle=":", linewidth=0.8, label="chance (4 classes)")
+        ax.axhline(1 / len(classes), color="black", linestyle=":", linewidth=0.8, label=f"chance ({len(classes)} classes)")
         ax.set_title(f"by {by}", fontsize=10)
         ax.legend(fontsize=7)
     ax = axes[2]
     ax.imshow(recall.to_numpy(dtype=float), cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
     for (i, j), value in np.ndenumerate(recall.to_numpy(dtype=float)):
         ax.text(j, i, "" if np.isnan(value) else f"{value:.2f}", ha="center", va="center", fontsize=8)
-    ax.set_xticks(range(len(QUADRANTS)), QUADRANTS)
+    ax.set_xticks(range(len(classes)), classes)
     ax.set_yticks(range(len(recall)), recall.index)
-    ax.set_title("recall per quadrant", fontsize=10)
+    ax.set_title("recall per class", fontsize=10)
     return fig
 
 

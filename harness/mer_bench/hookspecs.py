@@ -17,7 +17,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from mer_bench.executors import Executor
-    from mer_bench.types import DatasetLoader, EvaluationProtocol, FeatureExtractor, LabelConverter, ModelFactory
+    from mer_bench.types import DatasetLoader, EvaluationProtocol, FeatureExtractor, LabelConverter, ModelFactory, Task
 
 PROJECT = "mer_bench"
 
@@ -70,6 +70,16 @@ def mer_bench_protocols() -> list[EvaluationProtocol]:
     A protocol turns a run's prepared track table into evaluation units, each with its
     train, validation and test tracks and a label ("Fold 3", "test on pmemo"); one model
     is fitted and scored per unit (see :class:`mer_bench.types.EvaluationProtocol`).
+    """
+
+
+@hookspec
+def mer_bench_tasks() -> list[Task]:
+    """Return the tasks this plugin provides.
+
+    A task says what a run's models predict from each track (the quadrant; high or low
+    arousal; ...): its kind, its classes and each track's class (see
+    :class:`mer_bench.types.Task`). Every task of a run sees the same tracks and units.
     """
 
 

@@ -76,6 +76,7 @@ def _facts(manifest: Manifest) -> list[tuple[str, str]]:
             f"{manifest.protocol.description}; preset {config['preset']}, clips {config['clip_seconds']} s, selection "
             + ", ".join(f"{name} {policy}" for name, policy in manifest.selection.items()),
         ),
+        ("Task", f"{manifest.task.name}: {manifest.task.description}; classes {', '.join(manifest.task.classes)}"),
         ("Units", "; ".join(f"{k} {label}" for k, label in zip(manifest.unit_numbers(), manifest.units))),
         ("Seeds", f"run {manifest.seed}; units {', '.join(map(str, manifest.unit_seeds))}"),
         ("Versions", ", ".join(f"{k} {v}" for k, v in sorted(manifest.versions.items()))),

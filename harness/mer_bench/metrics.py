@@ -7,17 +7,15 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from mer_bench.types import QUADRANTS
-
 HEADLINE = ("accuracy", "macro_f1", "micro_f1")
 
 
-def score(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+def score(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> dict[str, Any]:
     """Accuracy, macro and micro F1, per-class precision/recall/F1/support and the confusion matrix.
 
-    Classes are the indices of :data:`QUADRANTS`; a class never predicted scores 0, not NaN.
+    Labels are indices into the task's ``classes``; a class never predicted scores 0, not NaN.
     """
-    labels = list(range(len(QUADRANTS)))
+    labels = list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0
     )
@@ -28,15 +26,15 @@ def score(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
         "micro_f1": float(f1_score(y_true, y_pred, labels=labels, average="micro", zero_division=0)),
         "per_class": {
             q: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-            for q, p, r, f, s in zip(QUADRANTS, precision, recall, f1, support)
+            for q, p, r, f, s in zip(classes, precision, recall, f1, support)
         },
         "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
 
 
-def score_per_dataset(y_true: np.ndarray, y_pred: np.ndarray, datasets: list[str]) -> dict[str, Any]:
-    """Size, accuracy and macro F1 of the predictions of each dataset's tracks."""
-    labels = list(range(len(QUADRANTS)))
+def score_per_dataset(y_true: np.ndarray, y_pred: np.ndarray, datasets: list[str], n_classes: int) -> dict[str, Any]:
+    """Size, accuracy and macro F1 (over the task's ``n_classes``) of the predictions of each dataset's tracks."""
+    labels = list(range(n_classes))
     names = np.asarray(datasets)
     out = {}
     for name in sorted(set(datasets)):
@@ -54,8 +52,8 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"mean": float(arr.mean()), "std": float(arr.std())}
 
 
-def aggregate(unit_metrics: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and (population) std over units of every headline and per-class metric.
+def aggregate(unit_metrics: list[dict[str, Any]], classes: tuple[str, ...]) -> dict[str, Any]:
+    """Mean and (population) std over units of every headline and per-class metric (``classes``).
 
     The confusion matrices are summed over units.
     """
@@ -64,7 +62,7 @@ def aggregate(unit_metrics: list[dict[str, Any]]) -> dict[str, Any]:
         out[key] = _stats([m[key] for m in unit_metrics])
     out["per_class"] = {
         q: {k: _stats([m["per_class"][q][k] for m in unit_metrics]) for k in ("precision", "recall", "f1")}
-        for q in QUADRANTS
+        for q in classes
     }
     out["confusion"] = np.sum([m["confusion"] for m in unit_metrics], axis=0).tolist()
     return out

@@ -34,10 +34,11 @@ from mer_bench.prepare import prepare
 from mer_bench.progress import SILENT, Progress
 from mer_bench.protocol import make_units, merged_groups, shares_one_test_set, track_uids, unit_numbers
 from mer_bench.results import RunFolder, csv_bytes, git_commit, host_info, new_run_id, package_versions
-from mer_bench.run_records import FORMAT_VERSION, Manifest, ProtocolRecord, Summary
+from mer_bench.run_records import FORMAT_VERSION, Manifest, ProtocolRecord, Summary, TaskRecord
 from mer_bench.selection import check_names, describe, policy_for
 from mer_bench.stratify import sub_seed
-from mer_bench.types import QUADRANTS, ROLES, Exclusion, FoldData, ModelFactory, quadrant_index
+from mer_bench.task import check_model_learns, task_record, track_labels
+from mer_bench.types import QUADRANTS, ROLES, Exclusion, FoldData, ModelFactory
 
 
 def unit_seed(seed: int, unit: int) -> int:
@@ -96,12 +97,14 @@ class UnitJob:
     settings: Any
     #: role -> uids of the unit's train, val and test parts.
     parts: dict[str, list[str]]
-    #: uid -> (quadrant, dataset) of every track of the unit.
+    #: uid -> (class of the run's task, dataset) of every track of the unit.
     tracks: dict[str, tuple[str, str]]
     features: Features
     seed: int
     repeat: int | None = None
     resources: Resources = Resources()
+    #: The task's classes, in index order.
+    classes: tuple[str, ...] = QUADRANTS
 
     @property
     def label(self) -> str:
@@ -124,7 +127,9 @@ class UnitResult:
 def _part(uids: list[str], job: UnitJob) -> FoldData:
     have = set(job.features.uids)
     kept = [u for u in uids if u in have]
-    return FoldData(job.features.select(kept), quadrant_index(job.tracks[u][0] for u in kept), kept)
+    index = {c: i for i, c in enumerate(job.classes)}
+    y = np.array([index[job.tracks[u][0]] for u in kept], dtype=np.int64)
+    return FoldData(job.features.select(kept), y, kept)
 
 
 def fit_unit(job: UnitJob) -> UnitResult:
@@ -137,21 +142,21 @@ def fit_unit(job: UnitJob) -> UnitResult:
     name, where = job.factory.name, f"unit {job.unit} ({job.name}) of run {job.run_id}"
     owner = f"model plugin {name!r} ({where})"
     with plugin_call("model", name, "build", where):
-        model = job.factory.build(job.settings, n_classes=len(QUADRANTS), seed=unit_seed(job.seed, job.unit))
+        model = job.factory.build(job.settings, n_classes=len(job.classes), seed=unit_seed(job.seed, job.unit))
     with plugin_call("model", name, "fit", where):
         history = check_history(model.fit(parts["train"], parts["val"]), owner)
     test = parts["test"]
     with plugin_call("model", name, "predict_proba", where):
         proba = model.predict_proba(test.x)
-    proba = check_probabilities(proba, len(test.y), len(QUADRANTS), owner)
+    proba = check_probabilities(proba, len(test.y), len(job.classes), owner)
     predicted = proba.argmax(axis=1)
     datasets = {role: sorted({job.tracks[u][1] for u in job.parts[role]}) for role in ("train", "test")}
     metrics = {
         "unit": job.unit,
         "label": job.name,
         "repeat": job.repeat,
-        **score(test.y, predicted),
-        "per_dataset": score_per_dataset(test.y, predicted, [job.tracks[u][1] for u in test.uids]),
+        **score(test.y, predicted, job.classes),
+        "per_dataset": score_per_dataset(test.y, predicted, [job.tracks[u][1] for u in test.uids], len(job.classes)),
         "train_datasets": datasets["train"],
         "test_datasets": datasets["test"],
         "n_train": len(parts["train"].y),
@@ -165,9 +170,9 @@ def fit_unit(job: UnitJob) -> UnitResult:
     predictions = pd.DataFrame(
         {
             "uid": test.uids,
-            "true": [QUADRANTS[i] for i in test.y],
-            "predicted": [QUADRANTS[i] for i in predicted],
-            **{f"p_{q}": proba[:, i] for i, q in enumerate(QUADRANTS)},
+            "true": [job.classes[i] for i in test.y],
+            "predicted": [job.classes[i] for i in predicted],
+            **{f"p_{c}": proba[:, i] for i, c in enumerate(job.classes)},
         }
     )
     with tempfile.TemporaryDirectory(prefix="mer-bench-model-") as tmp, plugin_call("model", name, "save", where):
@@ -245,6 +250,9 @@ class PreparedRun:
     model_settings: Any
     feature: str
     protocol: ProtocolRecord
+    task: TaskRecord
+    #: uid -> the class the run's task gives the track.
+    targets: dict[str, str]
     splits: pd.DataFrame
     features: Features
     #: The summary's facts about the data: tracks per role, exclusions, song groups, cache counts.
@@ -257,7 +265,7 @@ class PreparedRun:
     def jobs(self) -> list[UnitJob]:
         """The units not finished yet, in unit order."""
         info = self.splits.drop_duplicates("uid").set_index("uid")
-        tracks = dict(zip(info.index, zip(info["quadrant"], info["dataset"])))
+        tracks = {uid: (self.targets[uid], dataset) for uid, dataset in zip(info.index, info["dataset"])}
         jobs = []
         for unit, rows in self.splits.groupby("unit", sort=True):
             if self.folder.unit_done(int(unit)):
@@ -268,7 +276,7 @@ class PreparedRun:
                 UnitJob(
                     self.folder.run_id, int(unit), str(rows["label"].iloc[0]), self.factory, self.model_settings, parts,
                     {u: tracks[u] for u in rows["uid"]}, self.features, self.config.seed, repeat,
-                    self.factory.resources,
+                    self.factory.resources, tuple(self.task.classes),
                 )
             )
         return jobs
@@ -308,6 +316,9 @@ def prepare_run(
     factory = plugins.model(config.model)
     extractor = plugins.feature(factory.feature)
     protocol = plugins.protocol(config.protocol)
+    task = plugins.task(config.task)
+    record = task_record(task)
+    check_model_learns(factory, task)
     model_settings = validate_settings(factory.settings_model, config.model_settings, f"model {factory.name!r}")
     feature_settings = validate_settings(
         extractor.settings_model, config.feature_settings, f"feature {extractor.name!r}"
@@ -340,6 +351,7 @@ def prepare_run(
     prepared = prepare(labelled, scales, config.clip_seconds, config.selection, progress, cache, config.jobs)
     require_tracks_left(prepared.tracks, config.datasets, discovery.excluded + prepared.excluded, "preparation")
     splits = make_units(prepared.tracks, protocol, protocol_settings, config.seed)
+    targets = dict(zip(track_uids(prepared.tracks), track_labels(task, prepared.tracks)))
     units = unit_numbers(splits)
 
     fingerprints = data_fingerprints(prepared.tracks)
@@ -357,6 +369,7 @@ def prepare_run(
             model={"name": factory.name, "settings": model_settings.model_dump(mode="json")},
             feature={"name": extractor.name, "settings": feature_settings.model_dump(mode="json")},
             protocol=protocol_record,
+            task=record,
             units=splits.drop_duplicates("unit")["label"].astype(str).tolist(),
             seed=config.seed,
             unit_seeds=[unit_seed(config.seed, k) for k in units],
@@ -412,7 +425,9 @@ def prepare_run(
         "song_groups": merged_groups(prepared.tracks),
         "feature_cache": {**features.counts, "rebuilt": features.counts.get("rebuilt", 0) + prepared.rebuilt},
     }
-    return PreparedRun(folder, config, factory, model_settings, extractor.name, protocol_record, splits, features, facts)
+    return PreparedRun(
+        folder, config, factory, model_settings, extractor.name, protocol_record, record, targets, splits, features, facts
+    )
 
 
 def finish_run(run: PreparedRun) -> RunFolder:
@@ -431,15 +446,16 @@ def finish_run(run: PreparedRun) -> RunFolder:
         preset=config.preset,
         seed=config.seed,
         protocol=run.protocol,
+        task=run.task,
         units=[m["label"] for m in metrics],
         **run.facts,
         # Each unit's model scored on its test part, mean and std over units (the paper's figures).
-        metrics=aggregate(metrics),
+        metrics=aggregate(metrics, tuple(run.task.classes)),
         repeats=repeat_spread(metrics),
         # Figures whose unit is a test track: the fold ensemble and bootstrap intervals, where
         # every unit predicted the same tracks.
         test_set=(
-            heldout_summary(folder.unit_predictions(run.units), seed=config.seed)
+            heldout_summary(folder.unit_predictions(run.units), run.task.classes, seed=config.seed)
             if shares_one_test_set(run.splits)
             else None
         ),

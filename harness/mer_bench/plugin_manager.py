@@ -21,7 +21,7 @@ import pluggy
 from mer_bench import hookspecs
 from mer_bench.errors import PluginError, UnknownPluginError
 from mer_bench.executors import Executor
-from mer_bench.types import DatasetLoader, EvaluationProtocol, FeatureExtractor, LabelConverter, ModelFactory
+from mer_bench.types import DatasetLoader, EvaluationProtocol, FeatureExtractor, LabelConverter, ModelFactory, Task
 
 ENTRY_POINT_GROUP = "mer_bench"
 #: Set to 1 to load only the built-ins (no third-party entry points).
@@ -34,6 +34,7 @@ KINDS: dict[str, tuple[str, type]] = {
     "feature": ("mer_bench_feature_extractors", FeatureExtractor),
     "model": ("mer_bench_models", ModelFactory),
     "protocol": ("mer_bench_protocols", EvaluationProtocol),
+    "task": ("mer_bench_tasks", Task),
     "executor": ("mer_bench_executors", Executor),
 }
 
@@ -122,6 +123,9 @@ class PluginSet:
 
     def protocol(self, name: str) -> EvaluationProtocol:
         return self.get("protocol", name)
+
+    def task(self, name: str) -> Task:
+        return self.get("task", name)
 
     def all_entries(self) -> list[PluginEntry]:
         """Every entry, sorted by kind then name."""

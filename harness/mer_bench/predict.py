@@ -21,26 +21,27 @@ from mer_bench.plugin_manager import PluginSet
 from mer_bench.prepare import crop_tracks
 from mer_bench.protocol import track_uids
 from mer_bench.results import RunFolder
-from mer_bench.types import QUADRANTS, Exclusion
+from mer_bench.types import Exclusion
 
 #: The dataset name the given files are prepared under.
 FILES = "files"
 
 
-def unit_probabilities(folder: RunFolder, factory, unit: int, x) -> np.ndarray:
-    """Unit ``unit``'s saved model loaded and its checked probabilities for ``x``."""
+def unit_probabilities(folder: RunFolder, factory, unit: int, x, n_classes: int) -> np.ndarray:
+    """Unit ``unit``'s saved model loaded and its checked probabilities (``n_classes`` per row) for ``x``."""
     name, where = factory.name, f"unit {unit} of run {folder.run_id}"
     with plugin_call("model", name, "load", f"{where} ({folder.unit_dir(unit) / 'model'})", keep=(ModelError, RunError)):
         model = factory.load(folder.unit_dir(unit) / "model")
     with plugin_call("model", name, "predict_proba", where):
         proba = model.predict_proba(x)
-    return check_probabilities(proba, len(x), len(QUADRANTS), f"model plugin {name!r} on {where}")
+    return check_probabilities(proba, len(x), n_classes, f"model plugin {name!r} on {where}")
 
 
 def predict_files(
     folder: RunFolder, plugins: PluginSet, files: list[Path], unit: int | None = None
 ) -> tuple[pd.DataFrame, list[Exclusion]]:
-    """One row per usable file: ``file``, ``quadrant`` and ``p_<quadrant>`` for each class.
+    """One row per usable file: ``file``, its class (column ``quadrant`` for the quadrants
+    task, else the task's name) and ``p_<class>`` for each class of the run's task.
 
     Probabilities come from unit ``unit``'s model, or are the mean over every unit's
     model when ``unit`` is None. Files that are missing, undecodable or shorter than the
@@ -73,16 +74,18 @@ def predict_files(
         jobs=1,
     )
     excluded = prepared.excluded + features.excluded
+    classes = manifest.task.classes
+    column = "quadrant" if manifest.task.name == "quadrants" else manifest.task.name
     if not features.uids:
-        return pd.DataFrame(columns=["file", "quadrant", *(f"p_{q}" for q in QUADRANTS)]), excluded
+        return pd.DataFrame(columns=["file", column, *(f"p_{c}" for c in classes)]), excluded
     x = features.select(features.uids)
-    proba = np.mean([unit_probabilities(folder, factory, k, x) for k in units], axis=0)
+    proba = np.mean([unit_probabilities(folder, factory, k, x, len(classes)) for k in units], axis=0)
     by_uid = dict(zip(track_uids(tracks), files))
     table = pd.DataFrame(
         {
             "file": [str(by_uid[u]) for u in features.uids],
-            "quadrant": [QUADRANTS[i] for i in proba.argmax(axis=1)],
-            **{f"p_{q}": proba[:, i] for i, q in enumerate(QUADRANTS)},
+            column: [classes[i] for i in proba.argmax(axis=1)],
+            **{f"p_{c}": proba[:, i] for i, c in enumerate(classes)},
         }
     )
     return table, excluded

@@ -73,6 +73,8 @@ class PublishedResult(BaseModel):
     #: Where the number is printed: the paper and the section or table.
     source: str
     datasets: list[str]
+    #: What was predicted, as the name of the mer-bench task that predicts the same.
+    task: str = "quadrants"
     #: The protocol in words; :attr:`measured` is the same in fields.
     protocol: str
     measured: Measured

@@ -13,7 +13,6 @@ from mer_bench.errors import RunError, RunFormatError
 from mer_bench.registry import Registry
 from mer_bench.results import RunFolder
 from mer_bench.run_records import Summary
-from mer_bench.types import QUADRANTS
 
 FORMATS = ("terminal", "markdown", "csv", "latex", "json")
 #: Columns too long for a terminal; the other formats carry them.
@@ -87,8 +86,10 @@ def test_set_table(folder: RunFolder) -> tuple[pd.DataFrame, str] | None:
 
 
 def table4(folder: RunFolder) -> pd.DataFrame:
-    """Per-class precision, recall and F1, averaged over units (Table 4 of the paper)."""
-    per_class = folder.summary().metrics.per_class
+    """Per-class precision, recall and F1 (the classes of the run's task), averaged over units
+    (Table 4 of the paper)."""
+    summary = folder.summary()
+    per_class = summary.metrics.per_class
     return pd.DataFrame(
         [
             {
@@ -97,7 +98,7 @@ def table4(folder: RunFolder) -> pd.DataFrame:
                 "Recall": per_class[q]["recall"].mean,
                 "F1-score": per_class[q]["f1"].mean,
             }
-            for q in QUADRANTS
+            for q in summary.task.classes
         ]
     )
 
@@ -129,14 +130,15 @@ def data_key(folder: RunFolder) -> str:
 def leaderboard(registry: Registry, folders: list[RunFolder]) -> pd.DataFrame:
     """Published results and re-runs side by side (Table 5 of the paper, with provenance).
 
-    A re-run's row is keyed by its protocol, datasets and data (a digest of its data
-    fingerprints); re-runs are grouped by protocol, datasets and data, in that order, and
-    never ranked against one another. "vs published" is filled only where a published row
+    A re-run's row is keyed by its task, protocol, datasets and data (a digest of its data
+    fingerprints); re-runs are grouped by task, protocol, datasets and data, in that order,
+    and never ranked against one another. "vs published" is filled only where a published row
     was measured like the re-run (:func:`_versus_published`).
     """
     rows = [
         {
             "System": p.system,
+            "Task": p.task,
             "Datasets": ", ".join(p.datasets),
             "Protocol": p.measured.validation,
             "Data": "as published",
@@ -160,6 +162,7 @@ def leaderboard(registry: Registry, folders: list[RunFolder]) -> pd.DataFrame:
             reruns.append(
                 {
                     "System": f"{summary.model} ({summary.feature})",
+                    "Task": summary.task.name,
                     "Datasets": ", ".join(summary.datasets),
                     "Protocol": summary.protocol.name,
                     "Data": data_key(folder),
@@ -174,15 +177,15 @@ def leaderboard(registry: Registry, folders: list[RunFolder]) -> pd.DataFrame:
                     "Citation": "",
                 }
             )
-    reruns.sort(key=lambda r: (r["Protocol"], r["Datasets"], r["Data"]))
+    reruns.sort(key=lambda r: (r["Task"], r["Protocol"], r["Datasets"], r["Data"]))
     return pd.DataFrame(rows + reruns)
 
 
 def _versus_published(registry: Registry, summary: Summary, metric: str, value: float) -> str | None:
     """``+0.021 (Cazzaniga et al. 2024)`` for a re-run of a published system, else None.
 
-    Only a published row of the same model, on the same datasets, with the same metric
-    name, measured the way the run's protocol measures (the same validation scheme, folds,
+    Only a published row of the same model and task, on the same datasets, with the same
+    metric name, measured the way the run's protocol measures (the same validation scheme, folds,
     repeats, test share and aggregation, as the protocol plugin states them) is a
     counterpart: a demo run, an F1 of unstated averaging or a score of one fold is not.
     """
@@ -193,6 +196,7 @@ def _versus_published(registry: Registry, summary: Summary, metric: str, value: 
     for p in registry.published:
         if (
             p.model == summary.model
+            and p.task == summary.task.name
             and p.metric == metric
             and set(p.datasets) == set(summary.datasets)
             and all(getattr(p.measured, f) == getattr(run, f) for f in fields)

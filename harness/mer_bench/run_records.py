@@ -42,6 +42,16 @@ class ProtocolRecord(PluginChoice):
     measured: Measured | None
 
 
+class TaskRecord(Record):
+    """What a run's models predicted (a task plugin's name, kind and classes)."""
+
+    name: str
+    kind: str
+    #: The classes in index order: the order of the ``p_<class>`` columns and of the tables.
+    classes: list[str]
+    description: str
+
+
 class DataSource(Record):
     """Where a dataset was read, the fingerprint of what the run used of it, and the
     corrections its loader made to the published values."""
@@ -70,6 +80,7 @@ class Manifest(Record):
     model: PluginChoice
     feature: PluginChoice
     protocol: ProtocolRecord
+    task: TaskRecord
     #: The label of each unit, in unit order (unit k is ``units[k - 1]``).
     units: list[str]
     seed: int
@@ -185,6 +196,7 @@ class Summary(Record):
     preset: str
     seed: int
     protocol: ProtocolRecord
+    task: TaskRecord
     #: Unit labels, in unit order.
     units: list[str]
     #: Per dataset, how many of its tracks play each role in at least one unit.

@@ -104,7 +104,8 @@ class Clip:
 
 @dataclass
 class FoldData:
-    """Inputs and integer quadrant labels (indices into :data:`QUADRANTS`) for one part of an evaluation unit.
+    """Inputs and integer class labels (indices into the task's classes; for the default task, into
+    :data:`QUADRANTS`) for one part of an evaluation unit.
 
     ``x`` is a numpy array or a :class:`mer_bench.features.Rows` view of the feature
     cache: both have ``len``, ``shape``, ``dtype`` and ``take(indices, axis=0)``, and
@@ -198,23 +199,61 @@ class ModelFactory(Protocol):
     or library stops the run at once with a message saying what to install.
 
     ``resources`` says what one unit's model needs (cores, a GPU, memory); executors that
-    schedule use it. A class that subclasses this protocol inherits one core and a
-    ``check`` that checks nothing.
+    schedule use it. ``task_kinds`` names the kinds of :class:`Task` its models can learn
+    (:data:`TASK_KINDS`); a run of a task of another kind is refused before any work. A
+    class that subclasses this protocol inherits one core, classification, and a ``check``
+    that checks nothing.
     """
 
     name: str
     feature: str
     settings_model: type[BaseModel]
     resources: Resources = Resources()
+    task_kinds: tuple[str, ...] = ("classification",)
 
     def check(self, settings: Any) -> None:
         """Raise :class:`~mer_bench.errors.ModelError` if no model can be built here with
         ``settings`` (a library or weights file missing), before any data is read.
         By default nothing is checked."""
 
-    def build(self, settings: Any, n_classes: int, seed: int) -> Model: ...
+    def build(self, settings: Any, n_classes: int, seed: int) -> Model:
+        """A fresh, untrained model predicting ``n_classes`` classes (the task's), seeded with ``seed``."""
+        ...
 
     def load(self, folder: Path) -> Model: ...
+
+
+#: The kinds of task mer-bench can run. A classification task's models predict a probability
+#: per class; they are scored by accuracy, F1 and the confusion matrix.
+TASK_KINDS: tuple[str, ...] = ("classification",)
+
+
+@runtime_checkable
+class Task(Protocol):
+    """What a run's models learn to predict from each prepared track.
+
+    A classification task names its ``classes`` in index order (the order of the models'
+    probability columns and of every table) and gives each track its class with ``labels``,
+    from the prepared track table (the columns :class:`EvaluationProtocol` describes: the
+    ``quadrant`` every track has, ``arousal`` and ``valence`` where the dataset gives values).
+    Whatever the task, tracks are selected and split by quadrant, so every task of a run's
+    datasets, seed and protocol sees the same tracks in the same units.
+
+    A class that subclasses this protocol inherits a ``describe`` that gives its name.
+    """
+
+    name: str
+    #: One of :data:`TASK_KINDS`.
+    kind: str
+    classes: tuple[str, ...]
+
+    def describe(self) -> str:
+        """The task in words, for tables and the HTML report; by default its name."""
+        return self.name
+
+    def labels(self, tracks: pd.DataFrame) -> pd.Series:
+        """One class name (of :attr:`classes`) per row of ``tracks``, with the same index."""
+        ...
 
 
 #: What a track does in an evaluation unit: the model fits on ``train``, stops early on ``val``
