@@ -49,7 +49,7 @@ def test_help_starts_without_heavy_libraries():
 def test_unknown_plugin_is_one_line_and_exit_1():
     result = run_cli("run", "--model", "effnet", "--datasets", "demo", "--no-progress")
     assert result.returncode == 1
-    assert result.stderr.strip() == "error: unknown model plugin 'effnet'; known model plugins: chance, cnn10, cnn6, effnetb3, logmel-mlp, majority, musicnn-mlp, openl3-mlp, opensmile-svm, sarkar-vgg, svm-handcrafted"
+    assert result.stderr.strip() == "error: unknown model plugin 'effnet'; known model plugins: chance, cnn10, cnn6, effnetb3, logmel-mlp, majority, mean, musicnn-mlp, openl3-mlp, opensmile-svm, sarkar-vgg, svm-handcrafted"
     verbose = run_cli("--verbose", "run", "--model", "effnet", "--datasets", "demo", "--no-progress")
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr
 

@@ -212,10 +212,12 @@ def test_unavailable_figures_say_why(mlp_run, image_run):
 def test_save_figures_writes_png_and_svg_and_lists_what_it_could_not_draw(image_run):
     drawn = {d.name: d for d in save_figures(image_run, ("png", "svg"))}
     assert list(drawn) == [
-        "va-plane", "feature-examples", "split-counts", "training-curves", "confusion", "breakdown", "cross-datasets"
+        "va-plane", "feature-examples", "split-counts", "training-curves", "confusion", "breakdown", "cross-datasets",
+        "value-predictions",
     ]
     assert drawn["training-curves"].unavailable and not drawn["training-curves"].paths
     assert "protocol cross draws it" in drawn["cross-datasets"].unavailable
+    assert "predicts classes, not values (task va draws it)" in drawn["value-predictions"].unavailable
     for name in ("va-plane", "feature-examples", "confusion"):
         png, svg = drawn[name].paths
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

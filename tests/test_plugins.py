@@ -92,9 +92,9 @@ def test_an_object_that_breaks_the_protocol_is_reported_with_what_it_lacks(site)
     errors = sorted(f.error for f in plugins.failures)
     assert len(errors) == 2
     # object() lacks everything; the half model names only the members it is missing.
-    assert "lacks build, check, feature, load, name, resources, settings_model, task_kinds, which the ModelFactory protocol " \
-        "requires (subclass mer_bench.types.ModelFactory to inherit its defaults)" in errors[0]
-    assert "HalfModel" in errors[1] and "lacks load, resources, settings_model, task_kinds, which the ModelFactory protocol" in errors[1]
+    assert "lacks build, build_regressor, check, feature, load, name, resources, settings_model, task_kinds, which the " \
+        "ModelFactory protocol requires (subclass mer_bench.types.ModelFactory to inherit its defaults)" in errors[0]
+    assert "HalfModel" in errors[1] and "lacks build_regressor, load, resources, settings_model, task_kinds, which the ModelFactory" in errors[1]
 
 
 MINIMAL = """
@@ -171,7 +171,7 @@ def test_a_name_from_a_plugin_that_failed_to_load_says_so(site):
 
 def test_unknown_names_list_the_known_ones():
     plugins = load_plugins(BUILTINS, entry_points=False)
-    with pytest.raises(UnknownPluginError, match=r"unknown model plugin 'effnet'; known model plugins: chance, cnn10, cnn6, effnetb3, logmel-mlp, majority, musicnn-mlp, openl3-mlp, opensmile-svm, sarkar-vgg, svm-handcrafted"):
+    with pytest.raises(UnknownPluginError, match=r"unknown model plugin 'effnet'; known model plugins: chance, cnn10, cnn6, effnetb3, logmel-mlp, majority, mean, musicnn-mlp, openl3-mlp, opensmile-svm, sarkar-vgg, svm-handcrafted"):
         plugins.model("effnet")
 
 

@@ -105,7 +105,7 @@ def test_a_task_or_model_that_cannot_run_is_one_clear_error_before_any_work(tmp_
     monkeypatch.syspath_prepend(str(site))
     plugins = load_plugins([*BUILTINS, "odd_tasks"], entry_points=False)
     runs = tmp_path / "runs"
-    with pytest.raises(PluginCallError, match="task plugin 'ranking' has kind 'ranking'; mer-bench runs classification tasks"):
+    with pytest.raises(PluginCallError, match="task plugin 'ranking' has kind 'ranking'; mer-bench runs classification, regression tasks"):
         run_benchmark(config(model="majority", task="ranking"), plugins, runs)
     with pytest.raises(ConfigError, match="model 'regressor' learns regression tasks; task 'quadrants' is a classification task"):
         run_benchmark(config(model="regressor"), plugins, runs)
@@ -114,4 +114,4 @@ def test_a_task_or_model_that_cannot_run_is_one_clear_error_before_any_work(tmp_
         run_benchmark(config(model="majority", task="by-genre"), plugins, runs)
     unknown = run_cli("run", "--model", "majority", "--datasets", "demo", "--task", "mood")
     assert unknown.returncode == 1
-    assert unknown.stderr.strip() == "error: unknown task plugin 'mood'; known task plugins: arousal, quadrants, valence"
+    assert unknown.stderr.strip() == "error: unknown task plugin 'mood'; known task plugins: arousal, quadrants, va, valence"

@@ -261,7 +261,10 @@ def run(
         folder = run_benchmark(config, state.plugins(), runs_dir, resume=resume, progress=progress, command=sys.argv)
     click.echo(f"run {folder.run_id} written to {folder.path}")
     summary = folder.summary()
-    for name, source in folder.manifest().data.items():
+    manifest = folder.manifest()
+    for name, why in manifest.task.left_out.items():
+        click.echo(f"{name}: left out of task {manifest.task.name}: {why}")
+    for name, source in manifest.data.items():
         for note in source.notes:
             click.echo(f"{name}: {note}")
     if summary.song_groups["groups"]:
@@ -281,10 +284,17 @@ def run(
 
 def _print_run_tables(folder, fmt: str) -> None:
     """Table 3, the shared test set or the cross-dataset matrix where the protocol has one, and Table 4."""
-    from mer_bench.report import cross_matrix, print_table, table3, table4, test_set_table
+    from mer_bench.report import cross_matrix, print_table, regression_table, table3, table4, test_set_table
 
     summary = folder.summary()
     parts = [(table3(folder), f"Table 3: {folder.run_id}, scores of each unit's model ({summary.task.name}, {summary.protocol.name})")]
+    regression = regression_table(folder)
+    if regression is not None:
+        parts.append((
+            regression,
+            f"{summary.task.name}: each dimension on the common scale, mean and std over units "
+            f"(accuracy and F1 above: of the classes the predicted values imply)",
+        ))
     test_set = test_set_table(folder)
     if test_set is not None:
         parts.append(test_set)
@@ -531,6 +541,9 @@ def report(state: State, run_id: str, runs_dir: Path, fmt: str, html_file: Path 
                     "run_id": folder.run_id,
                     "protocol": summary.protocol.model_dump(mode="json"),
                     "task": summary.task.model_dump(mode="json"),
+                    "regression": summary.metrics.regression and {
+                        dim: {k: s.model_dump() for k, s in stats.items()} for dim, stats in summary.metrics.regression.items()
+                    },
                     "table3": json.loads(table3(folder).to_json(orient="records")),
                     "test_set": summary.test_set and summary.test_set.model_dump(mode="json"),
                     "repeats": summary.repeats and summary.repeats.model_dump(mode="json"),
@@ -617,6 +630,7 @@ def compare(run_a: str, run_b: str, runs_dir: Path, fmt: str, resamples: int, se
                     "interval": [low, high],
                     "confidence": result.confidence,
                     "resamples": result.resamples,
+                    "values": None if result.values is None else json.loads(result.values.to_json(orient="records")),
                 },
                 indent=2,
             )
@@ -627,6 +641,8 @@ def compare(run_a: str, run_b: str, runs_dir: Path, fmt: str, resamples: int, se
         f"macro F1, A - B: {result.f1_difference:+.3f} ({result.confidence:.0%} paired bootstrap interval "
         f"{low:+.3f} to {high:+.3f}, {result.resamples} resamples of test tracks)"
     )
+    if result.values is not None:
+        print_table(result.values, fmt, "Values per dimension: Wilcoxon signed-rank on paired absolute errors, bootstrap of R²")
 
 
 def _interrupt(signum, frame) -> None:

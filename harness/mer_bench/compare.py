@@ -10,6 +10,11 @@ tracks: the overall test is McNemar's on the per-track ensembles (each run's mea
 unit models' probabilities per test track), whose unit is a track. The macro-F1
 difference gets a paired bootstrap over test tracks (each resample keeps a track's
 predictions from every unit together) with a percentile confidence interval.
+
+Runs of a regression task (``va``) are compared on the classes their values imply, as
+above but without the ensemble (there are no probabilities to average), and per dimension:
+Wilcoxon's signed-rank test on the paired absolute errors per test track (each track's
+mean over the units that scored it), and the same paired bootstrap for the R² difference.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class Comparison:
     f1_interval: tuple[float, float]
     confidence: float
     resamples: int
+    #: Regression tasks: per dimension, the paired absolute-error test and the R² difference.
+    values: pd.DataFrame | None = None
 
 
 def mcnemar_exact(a_right: np.ndarray, b_right: np.ndarray) -> tuple[int, int, float]:
@@ -93,10 +100,7 @@ def compare_runs(a: RunFolder, b: RunFolder, *, resamples: int = 2000, confidenc
     merged["right_a"] = merged["predicted_a"] == merged["true_a"]
     merged["right_b"] = merged["predicted_b"] == merged["true_b"]
 
-    classes = a.manifest().task.classes
-    ensembles = fold_ensemble(pa, classes).merge(fold_ensemble(pb, classes), on="uid", suffixes=("_a", "_b"), validate="one_to_one")
-    ensembles["right_a"] = ensembles["predicted_a"] == ensembles["true_a"]
-    ensembles["right_b"] = ensembles["predicted_b"] == ensembles["true_b"]
+    task = a.manifest().task
     rows = []
     parts = [(label, merged[merged["unit"] == k]) for k, label in zip(units, labels)]
     # Each track once: the mean of a run's unit models that scored it (the fold ensemble of
@@ -106,7 +110,16 @@ def compare_runs(a: RunFolder, b: RunFolder, *, resamples: int = 2000, confidenc
         overall = "All tracks (each scored once)"
     else:
         overall = "Fold ensemble" if all(label.startswith("Fold ") for label in labels) else "Ensemble per track"
-    for name, part in [*parts, (overall, ensembles)]:
+    if task.dimensions:
+        overall_parts = []  # no probabilities to average into an ensemble
+    else:
+        ensembles = fold_ensemble(pa, task.classes).merge(
+            fold_ensemble(pb, task.classes), on="uid", suffixes=("_a", "_b"), validate="one_to_one"
+        )
+        ensembles["right_a"] = ensembles["predicted_a"] == ensembles["true_a"]
+        ensembles["right_b"] = ensembles["predicted_b"] == ensembles["true_b"]
+        overall_parts = [(overall, ensembles)]
+    for name, part in [*parts, *overall_parts]:
         only_a, only_b, p = mcnemar_exact(part["right_a"].to_numpy(), part["right_b"].to_numpy())
         rows.append(
             {
@@ -134,4 +147,42 @@ def compare_runs(a: RunFolder, b: RunFolder, *, resamples: int = 2000, confidenc
         gaps.append(f1_gap(merged.iloc[np.concatenate([by_track[u] for u in picked])]))
     tail = (1 - confidence) / 2
     interval = (float(np.quantile(gaps, tail)), float(np.quantile(gaps, 1 - tail)))
-    return Comparison(pd.DataFrame(rows), f1_gap(merged), interval, confidence, resamples)
+    values = _compare_values(merged, task.dimensions, resamples, confidence, seed) if task.dimensions else None
+    return Comparison(pd.DataFrame(rows), f1_gap(merged), interval, confidence, resamples, values)
+
+
+def _compare_values(
+    merged: pd.DataFrame, dimensions: list[str], resamples: int, confidence: float, seed: int
+) -> pd.DataFrame:
+    """Per dimension: mean absolute errors, Wilcoxon's signed-rank p on the paired per-track
+    absolute errors, R² of each run and a paired bootstrap interval of their difference."""
+    from scipy.stats import wilcoxon
+    from sklearn.metrics import r2_score
+
+    tracks = merged["uid"].unique()
+    by_track = merged.groupby("uid").indices
+    rng = np.random.default_rng(seed)
+    picks = [np.concatenate([by_track[u] for u in rng.choice(tracks, size=len(tracks), replace=True)]) for _ in range(resamples)]
+    tail = (1 - confidence) / 2
+    rows = []
+    for dim in dimensions:
+        true, pred_a, pred_b = (merged[c].to_numpy(dtype=float) for c in (f"true_{dim}_a", f"pred_{dim}_a", f"pred_{dim}_b"))
+        errors = pd.DataFrame({"uid": merged["uid"], "a": np.abs(pred_a - true), "b": np.abs(pred_b - true)})
+        per_track = errors.groupby("uid", sort=True)[["a", "b"]].mean()
+        differ = (per_track["a"] != per_track["b"]).any()
+        p = float(wilcoxon(per_track["a"], per_track["b"]).pvalue) if differ else 1.0
+        gaps = [r2_score(true[i], pred_a[i]) - r2_score(true[i], pred_b[i]) for i in picks]
+        rows.append(
+            {
+                "Dimension": dim,
+                "Tracks": len(per_track),
+                "Mean abs error A": float(per_track["a"].mean()),
+                "Mean abs error B": float(per_track["b"].mean()),
+                "Wilcoxon p": p,
+                "R² A": float(r2_score(true, pred_a)),
+                "R² B": float(r2_score(true, pred_b)),
+                "R² A - B": float(r2_score(true, pred_a) - r2_score(true, pred_b)),
+                f"{confidence:.0%} interval": f"{np.quantile(gaps, tail):+.3f} to {np.quantile(gaps, 1 - tail):+.3f}",
+            }
+        )
+    return pd.DataFrame(rows)

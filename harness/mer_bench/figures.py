@@ -313,6 +313,32 @@ def cross_heatmap(folder: RunFolder) -> Figure:
     return fig
 
 
+def value_predictions(folder: RunFolder) -> Figure:
+    """A regression task's predicted against true values, one panel per dimension, the test
+    predictions of every unit pooled and coloured by dataset, with the line of perfect
+    prediction; each panel's title gives the pooled R² and Pearson r."""
+    from sklearn.metrics import r2_score
+
+    task = folder.manifest().task
+    if not task.dimensions:
+        raise FigureUnavailable(f"task {task.name} predicts classes, not values (task va draws it)")
+    pooled = pooled_predictions(folder)
+    fig = Figure(figsize=(4.6 * len(task.dimensions), 4.4), layout="constrained")
+    for ax, dim in zip(fig.subplots(1, len(task.dimensions), squeeze=False)[0], task.dimensions):
+        true, predicted = pooled[f"true_{dim}"], pooled[f"pred_{dim}"]
+        for dataset, part in pooled.groupby("dataset", sort=True):
+            ax.scatter(part[f"true_{dim}"], part[f"pred_{dim}"], s=12, alpha=0.6, label=str(dataset))
+        ax.plot([-1, 1], [-1, 1], color="black", linewidth=0.8, linestyle=":")
+        ax.axhline(0, color="grey", linewidth=0.5)
+        ax.axvline(0, color="grey", linewidth=0.5)
+        r = np.corrcoef(true, predicted)[0, 1] if true.std() > 0 and predicted.std() > 0 else 0.0
+        ax.set_title(f"{dim}: R² {r2_score(true, predicted):.2f}, r {r:.2f} ({len(pooled)} predictions)", fontsize=10)
+        ax.set_xlabel(f"true {dim} (common scale)")
+        ax.set_ylabel(f"predicted {dim}")
+        ax.legend(fontsize=7)
+    return fig
+
+
 #: The figures of a run, in the order a report shows them: (file name, function).
 RUN_FIGURES: tuple[tuple[str, Callable[[RunFolder], Figure]], ...] = (
     ("va-plane", va_plane),
@@ -322,6 +348,7 @@ RUN_FIGURES: tuple[tuple[str, Callable[[RunFolder], Figure]], ...] = (
     ("confusion", confusion),
     ("breakdown", breakdown),
     ("cross-datasets", cross_heatmap),
+    ("value-predictions", value_predictions),
 )
 
 

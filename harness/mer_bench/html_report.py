@@ -18,7 +18,7 @@ from markupsafe import Markup
 from mer_bench import __version__
 from mer_bench.errors import FigureUnavailable
 from mer_bench.figures import RUN_FIGURES, breakdown_table, caption, figure_bytes, leaderboard_figure
-from mer_bench.report import cross_matrix, table3, table4, test_set_table
+from mer_bench.report import cross_matrix, regression_table, table3, table4, test_set_table
 from mer_bench.results import RunFolder
 from mer_bench.run_records import Manifest
 
@@ -99,6 +99,7 @@ def run_report_html(folder: RunFolder) -> str:
     )
     figures = [_embed(name, caption(fn), lambda fn=fn: fn(folder)) for name, fn in RUN_FIGURES]
     test_set = test_set_table(folder)
+    regression = regression_table(folder)
     cross = [(metric, cross_matrix(folder, metric)) for metric in ("accuracy", "macro_f1")]
     return (
         _environment()
@@ -111,6 +112,7 @@ def run_report_html(folder: RunFolder) -> str:
             summary=summary,
             facts=_facts(manifest),
             table3=_html_table(table3(folder)),
+            regression=_html_table(regression) if regression is not None else None,
             test_set=_html_table(test_set[0]) if test_set else None,
             test_set_title=test_set[1] if test_set else "",
             cross=[(metric.replace("_", " "), _html_table(table)) for metric, table in cross if table is not None],

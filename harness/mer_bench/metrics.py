@@ -78,3 +78,41 @@ def repeat_spread(unit_metrics: list[dict[str, Any]]) -> dict[str, Any] | None:
         for key in ("accuracy", "macro_f1")
     }
     return {"repeats": len(repeats), **{key: _stats(values) for key, values in means.items()}}
+
+
+REGRESSION = ("r2", "pearson_r", "ccc", "rmse")
+
+
+def concordance(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Lin's concordance correlation coefficient: agreement, not only correlation (population moments)."""
+    mean_t, mean_p = y_true.mean(), y_pred.mean()
+    covariance = ((y_true - mean_t) * (y_pred - mean_p)).mean()
+    return float(2 * covariance / (y_true.var() + y_pred.var() + (mean_t - mean_p) ** 2))
+
+
+def regression_score(y_true: np.ndarray, y_pred: np.ndarray, dimensions: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Per dimension: R², Pearson r, concordance correlation and RMSE of ``y_pred`` (n, d) against ``y_true``.
+
+    A constant prediction (the mean floor) has no correlation: r and CCC are then 0, not NaN.
+    """
+    from scipy.stats import pearsonr
+    from sklearn.metrics import mean_squared_error, r2_score
+
+    out = {}
+    for j, name in enumerate(dimensions):
+        t, p = y_true[:, j], y_pred[:, j]
+        constant = np.ptp(p) == 0 or np.ptp(t) == 0
+        out[name] = {
+            "r2": float(r2_score(t, p)),
+            "pearson_r": 0.0 if constant else float(pearsonr(t, p).statistic),
+            "ccc": 0.0 if constant else concordance(t, p),
+            "rmse": float(np.sqrt(mean_squared_error(t, p))),
+        }
+    return out
+
+
+def aggregate_regression(unit_metrics: list[dict[str, Any]], dimensions: tuple[str, ...]) -> dict[str, Any]:
+    """Mean and (population) std over units of every regression metric of every dimension."""
+    return {
+        d: {k: _stats([m["regression"][d][k] for m in unit_metrics]) for k in REGRESSION} for d in dimensions
+    }

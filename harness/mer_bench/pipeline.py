@@ -27,8 +27,8 @@ from mer_bench.executors import Resources
 from mer_bench.features import Features, extract_features, feature_versions
 from mer_bench.heldout import heldout_summary
 from mer_bench.label import assign_quadrants
-from mer_bench.metrics import aggregate, repeat_spread, score, score_per_dataset
-from mer_bench.plugin_calls import check_history, check_probabilities, plugin_call
+from mer_bench.metrics import aggregate, aggregate_regression, regression_score, repeat_spread, score, score_per_dataset
+from mer_bench.plugin_calls import check_history, check_probabilities, check_values, plugin_call
 from mer_bench.plugin_manager import PluginSet
 from mer_bench.prepare import prepare
 from mer_bench.progress import SILENT, Progress
@@ -37,7 +37,14 @@ from mer_bench.results import RunFolder, csv_bytes, git_commit, host_info, new_r
 from mer_bench.run_records import FORMAT_VERSION, Manifest, ProtocolRecord, Summary, TaskRecord
 from mer_bench.selection import check_names, describe, policy_for
 from mer_bench.stratify import sub_seed
-from mer_bench.task import check_model_learns, task_record, track_labels
+from mer_bench.task import (
+    check_model_learns,
+    regression_datasets,
+    task_record,
+    track_labels,
+    track_values,
+    values_to_labels,
+)
 from mer_bench.types import QUADRANTS, ROLES, Exclusion, FoldData, ModelFactory
 
 
@@ -105,6 +112,11 @@ class UnitJob:
     resources: Resources = Resources()
     #: The task's classes, in index order.
     classes: tuple[str, ...] = QUADRANTS
+    #: Regression tasks: the task (it turns predicted values into classes), its dimensions,
+    #: and uid -> the track's value on each.
+    task: Any = None
+    dimensions: tuple[str, ...] = ()
+    values: dict[str, tuple[float, ...]] | None = None
 
     @property
     def label(self) -> str:
@@ -127,8 +139,11 @@ class UnitResult:
 def _part(uids: list[str], job: UnitJob) -> FoldData:
     have = set(job.features.uids)
     kept = [u for u in uids if u in have]
-    index = {c: i for i, c in enumerate(job.classes)}
-    y = np.array([index[job.tracks[u][0]] for u in kept], dtype=np.int64)
+    if job.values is not None:
+        y = np.array([job.values[u] for u in kept], dtype=np.float64).reshape(len(kept), len(job.dimensions))
+    else:
+        index = {c: i for i, c in enumerate(job.classes)}
+        y = np.array([index[job.tracks[u][0]] for u in kept], dtype=np.int64)
     return FoldData(job.features.select(kept), y, kept)
 
 
@@ -141,22 +156,40 @@ def fit_unit(job: UnitJob) -> UnitResult:
     parts = {role: _part(job.parts[role], job) for role in ROLES}
     name, where = job.factory.name, f"unit {job.unit} ({job.name}) of run {job.run_id}"
     owner = f"model plugin {name!r} ({where})"
-    with plugin_call("model", name, "build", where):
-        model = job.factory.build(job.settings, n_classes=len(job.classes), seed=unit_seed(job.seed, job.unit))
+    regression = job.values is not None
+    seed = unit_seed(job.seed, job.unit)
+    with plugin_call("model", name, "build_regressor" if regression else "build", where):
+        if regression:
+            model = job.factory.build_regressor(job.settings, n_outputs=len(job.dimensions), seed=seed)
+        else:
+            model = job.factory.build(job.settings, n_classes=len(job.classes), seed=seed)
     with plugin_call("model", name, "fit", where):
         history = check_history(model.fit(parts["train"], parts["val"]), owner)
     test = parts["test"]
-    with plugin_call("model", name, "predict_proba", where):
-        proba = model.predict_proba(test.x)
-    proba = check_probabilities(proba, len(test.y), len(job.classes), owner)
-    predicted = proba.argmax(axis=1)
+    index = {c: i for i, c in enumerate(job.classes)}
+    if regression:
+        with plugin_call("model", name, "predict", where):
+            values = check_values(model.predict(test.x), len(test.uids), len(job.dimensions), owner)
+        # A regressor is also scored on the classes its values imply (the quadrants, for va).
+        truth = np.array([index[job.tracks[u][0]] for u in test.uids], dtype=np.int64)
+        predicted = np.array([index[c] for c in values_to_labels(job.task, values)], dtype=np.int64)
+        columns = {
+            **{f"true_{d}": test.y[:, j] for j, d in enumerate(job.dimensions)},
+            **{f"pred_{d}": values[:, j] for j, d in enumerate(job.dimensions)},
+        }
+    else:
+        with plugin_call("model", name, "predict_proba", where):
+            proba = model.predict_proba(test.x)
+        proba = check_probabilities(proba, len(test.y), len(job.classes), owner)
+        truth, predicted = test.y, proba.argmax(axis=1)
+        columns = {f"p_{c}": proba[:, i] for i, c in enumerate(job.classes)}
     datasets = {role: sorted({job.tracks[u][1] for u in job.parts[role]}) for role in ("train", "test")}
     metrics = {
         "unit": job.unit,
         "label": job.name,
         "repeat": job.repeat,
-        **score(test.y, predicted, job.classes),
-        "per_dataset": score_per_dataset(test.y, predicted, [job.tracks[u][1] for u in test.uids], len(job.classes)),
+        **score(truth, predicted, job.classes),
+        "per_dataset": score_per_dataset(truth, predicted, [job.tracks[u][1] for u in test.uids], len(job.classes)),
         "train_datasets": datasets["train"],
         "test_datasets": datasets["test"],
         "n_train": len(parts["train"].y),
@@ -164,15 +197,17 @@ def fit_unit(job: UnitJob) -> UnitResult:
         "n_unscored": len(job.parts["test"]) - len(test.uids),
         "epochs": len(history),
     }
+    if regression:
+        metrics["regression"] = regression_score(test.y, values, job.dimensions)
     kept = [h["epoch"] for h in history if h.get("kept")]
     if kept:
         metrics["kept_epoch"] = int(kept[0])
     predictions = pd.DataFrame(
         {
             "uid": test.uids,
-            "true": [job.classes[i] for i in test.y],
+            "true": [job.classes[i] for i in truth],
             "predicted": [job.classes[i] for i in predicted],
-            **{f"p_{c}": proba[:, i] for i, c in enumerate(job.classes)},
+            **columns,
         }
     )
     with tempfile.TemporaryDirectory(prefix="mer-bench-model-") as tmp, plugin_call("model", name, "save", where):
@@ -251,8 +286,14 @@ class PreparedRun:
     feature: str
     protocol: ProtocolRecord
     task: TaskRecord
+    #: The task plugin (a regression task turns predicted values into classes in the unit jobs).
+    task_plugin: Any
+    #: The datasets taking part (the config's, less those the task left out).
+    datasets: list[str]
     #: uid -> the class the run's task gives the track.
     targets: dict[str, str]
+    #: Regression tasks: uid -> the track's value on each dimension; None for classification.
+    values: dict[str, tuple[float, ...]] | None
     splits: pd.DataFrame
     features: Features
     #: The summary's facts about the data: tracks per role, exclusions, song groups, cache counts.
@@ -277,6 +318,8 @@ class PreparedRun:
                     self.folder.run_id, int(unit), str(rows["label"].iloc[0]), self.factory, self.model_settings, parts,
                     {u: tracks[u] for u in rows["uid"]}, self.features, self.config.seed, repeat,
                     self.factory.resources, tuple(self.task.classes),
+                    self.task_plugin if self.values is not None else None, tuple(self.task.dimensions),
+                    None if self.values is None else {u: self.values[u] for u in rows["uid"]},
                 )
             )
         return jobs
@@ -319,6 +362,10 @@ def prepare_run(
     task = plugins.task(config.task)
     record = task_record(task)
     check_model_learns(factory, task)
+    scales = {name: plugins.dataset(name).scale for name in config.datasets}
+    with_values = sorted(n for n in plugins.entries["dataset"] if plugins.dataset(n).scale is not None)
+    datasets, left_out = regression_datasets(task, config.datasets, scales, with_values)
+    record = record.model_copy(update={"left_out": left_out})
     model_settings = validate_settings(factory.settings_model, config.model_settings, f"model {factory.name!r}")
     feature_settings = validate_settings(
         extractor.settings_model, config.feature_settings, f"feature {extractor.name!r}"
@@ -329,7 +376,7 @@ def prepare_run(
     factory.check(model_settings)
     extractor.check(feature_settings)
     with plugin_call("protocol", protocol.name, "check", keep=(ProtocolError,)):
-        protocol.check(protocol_settings, config.datasets)
+        protocol.check(protocol_settings, datasets)
     with plugin_call("protocol", protocol.name, "describe"):
         protocol_record = ProtocolRecord(
             name=protocol.name,
@@ -344,12 +391,25 @@ def prepare_run(
         RunFolder.check_runs_dir(runs_dir)
 
     check_names(config.selection, set(plugins.entries["dataset"]))
-    discovery = discover(plugins, config.datasets, config.data_dir, config.paths)
+    discovery = discover(plugins, datasets, config.data_dir, config.paths)
     labelled = assign_quadrants(discovery.tracks, plugins)
-    scales = {name: plugins.dataset(name).scale for name in config.datasets}
+    scales = {name: scales[name] for name in datasets}
     cache = FeatureCache()
     prepared = prepare(labelled, scales, config.clip_seconds, config.selection, progress, cache, config.jobs)
-    require_tracks_left(prepared.tracks, config.datasets, discovery.excluded + prepared.excluded, "preparation")
+    require_tracks_left(prepared.tracks, datasets, discovery.excluded + prepared.excluded, "preparation")
+    values = None
+    if task.kind == "regression":
+        table = track_values(task, prepared.tracks, scales)
+        missing = table.isna().any(axis=1)
+        # A track without a value on every dimension cannot be fitted or scored: reported, not used.
+        prepared.excluded.extend(
+            Exclusion(r.dataset, r.track_id, "task", "no-values", f"task {task.name} needs {', '.join(task.dimensions)}",
+                      r.quadrant, r.arousal, r.valence)
+            for r in prepared.tracks[missing].itertuples()
+        )
+        prepared.tracks, table = prepared.tracks[~missing].reset_index(drop=True), table[~missing].reset_index(drop=True)
+        require_tracks_left(prepared.tracks, datasets, discovery.excluded + prepared.excluded, f"task {task.name}")
+        values = dict(zip(track_uids(prepared.tracks), map(tuple, table.to_numpy(dtype=float))))
     splits = make_units(prepared.tracks, protocol, protocol_settings, config.seed)
     targets = dict(zip(track_uids(prepared.tracks), track_labels(task, prepared.tracks)))
     units = unit_numbers(splits)
@@ -380,7 +440,7 @@ def prepare_run(
                 name: {"root": str(discovery.roots[name]), "fingerprint": fp, "notes": discovery.notes.get(name, [])}
                 for name, fp in fingerprints.items()
             },
-            selection={name: describe(policy_for(config.selection, name)) for name in config.datasets},
+            selection={name: describe(policy_for(config.selection, name)) for name in datasets},
             scales={name: scale and {"low": scale.low, "high": scale.high} for name, scale in scales.items()},
         )
         # The manifest last: a folder with one is a run that can be resumed, splits and all.
@@ -405,7 +465,7 @@ def prepare_run(
         report = labelled_report(excluded, labelled)
         folder.write_csv("prep-report.csv", report)
         tracks = prepared.tracks.assign(uid=track_uids(prepared.tracks))
-        require_tracks_left(tracks[tracks["uid"].isin(features.uids)], config.datasets, excluded, "feature extraction")
+        require_tracks_left(tracks[tracks["uid"].isin(features.uids)], datasets, excluded, "feature extraction")
         write_feature_examples(folder, splits, features)
         folder.write_csv(
             "tracks.csv",
@@ -426,7 +486,8 @@ def prepare_run(
         "feature_cache": {**features.counts, "rebuilt": features.counts.get("rebuilt", 0) + prepared.rebuilt},
     }
     return PreparedRun(
-        folder, config, factory, model_settings, extractor.name, protocol_record, record, targets, splits, features, facts
+        folder, config, factory, model_settings, extractor.name, protocol_record, record, task, datasets, targets,
+        values, splits, features, facts,
     )
 
 
@@ -442,7 +503,7 @@ def finish_run(run: PreparedRun) -> RunFolder:
         run_id=folder.run_id,
         model=run.factory.name,
         feature=run.feature,
-        datasets=config.datasets,
+        datasets=run.datasets,
         preset=config.preset,
         seed=config.seed,
         protocol=run.protocol,
@@ -450,13 +511,17 @@ def finish_run(run: PreparedRun) -> RunFolder:
         units=[m["label"] for m in metrics],
         **run.facts,
         # Each unit's model scored on its test part, mean and std over units (the paper's figures).
-        metrics=aggregate(metrics, tuple(run.task.classes)),
+        metrics={
+            **aggregate(metrics, tuple(run.task.classes)),
+            **({"regression": aggregate_regression(metrics, tuple(run.task.dimensions))} if run.values else {}),
+        },
         repeats=repeat_spread(metrics),
         # Figures whose unit is a test track: the fold ensemble and bootstrap intervals, where
         # every unit predicted the same tracks.
         test_set=(
             heldout_summary(folder.unit_predictions(run.units), run.task.classes, seed=config.seed)
-            if shares_one_test_set(run.splits)
+            # A regressor's predictions have no class probabilities to average.
+            if shares_one_test_set(run.splits) and run.values is None
             else None
         ),
     )

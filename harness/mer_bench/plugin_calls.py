@@ -77,6 +77,23 @@ def check_probabilities(proba: Any, rows: int, classes: int, owner: str) -> np.n
     return p
 
 
+def check_values(values: Any, rows: int, dimensions: int, owner: str) -> np.ndarray:
+    """``values`` as a float array of shape (rows, dimensions) of finite numbers, or
+    PluginCallError saying what ``owner``'s predict got wrong."""
+    try:
+        v = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise PluginCallError(f"{owner}: predict returned {type(values).__name__}, not an array of numbers") from None
+    if v.shape != (rows, dimensions):
+        raise PluginCallError(
+            f"{owner}: predict returned shape {v.shape}; expected ({rows}, {dimensions}): one row of values per track"
+        )
+    finite = np.isfinite(v).all(axis=1)
+    if not finite.all():
+        raise PluginCallError(f"{owner}: predict returned NaN or infinite values for {int((~finite).sum())} of {rows} tracks")
+    return v
+
+
 def check_history(history: Any, owner: str) -> list[dict]:
     """``history`` if it is a list of per-epoch dicts, each with its ``epoch``, else PluginCallError."""
     if not isinstance(history, list) or not all(isinstance(h, dict) and "epoch" in h for h in history):

@@ -16,32 +16,40 @@ from mer_bench.cache import FeatureCache
 from mer_bench.config import validate_settings
 from mer_bench.errors import ModelError, RunError
 from mer_bench.features import extract_features, feature_versions
-from mer_bench.plugin_calls import check_probabilities, plugin_call
+from mer_bench.plugin_calls import check_probabilities, check_values, plugin_call
 from mer_bench.plugin_manager import PluginSet
 from mer_bench.prepare import crop_tracks
 from mer_bench.protocol import track_uids
 from mer_bench.results import RunFolder
-from mer_bench.types import Exclusion
+from mer_bench.task import values_to_labels
+from mer_bench.types import QUADRANTS, Exclusion
 
 #: The dataset name the given files are prepared under.
 FILES = "files"
 
 
-def unit_probabilities(folder: RunFolder, factory, unit: int, x, n_classes: int) -> np.ndarray:
-    """Unit ``unit``'s saved model loaded and its checked probabilities (``n_classes`` per row) for ``x``."""
+def unit_outputs(folder: RunFolder, factory, unit: int, x, width: int, regression: bool) -> np.ndarray:
+    """Unit ``unit``'s saved model loaded and its checked outputs for ``x``: ``width``
+    probabilities per row, or ``width`` values per row for a regression task's model."""
     name, where = factory.name, f"unit {unit} of run {folder.run_id}"
     with plugin_call("model", name, "load", f"{where} ({folder.unit_dir(unit) / 'model'})", keep=(ModelError, RunError)):
         model = factory.load(folder.unit_dir(unit) / "model")
+    owner = f"model plugin {name!r} on {where}"
+    if regression:
+        with plugin_call("model", name, "predict", where):
+            return check_values(model.predict(x), len(x), width, owner)
     with plugin_call("model", name, "predict_proba", where):
         proba = model.predict_proba(x)
-    return check_probabilities(proba, len(x), n_classes, f"model plugin {name!r} on {where}")
+    return check_probabilities(proba, len(x), width, owner)
 
 
 def predict_files(
     folder: RunFolder, plugins: PluginSet, files: list[Path], unit: int | None = None
 ) -> tuple[pd.DataFrame, list[Exclusion]]:
-    """One row per usable file: ``file``, its class (column ``quadrant`` for the quadrants
-    task, else the task's name) and ``p_<class>`` for each class of the run's task.
+    """One row per usable file: ``file``, its class (column ``quadrant`` where the task's
+    classes are the quadrants, else the task's name) and ``p_<class>`` for each class of the
+    run's task, or, for a regression task, its value on each dimension (the mean over units)
+    and the class those values imply.
 
     Probabilities come from unit ``unit``'s model, or are the mean over every unit's
     model when ``unit`` is None. Files that are missing, undecodable or shorter than the
@@ -74,18 +82,24 @@ def predict_files(
         jobs=1,
     )
     excluded = prepared.excluded + features.excluded
-    classes = manifest.task.classes
-    column = "quadrant" if manifest.task.name == "quadrants" else manifest.task.name
+    task = manifest.task
+    column = "quadrant" if tuple(task.classes) == QUADRANTS else task.name
+    outputs = task.dimensions or [f"p_{c}" for c in task.classes]
     if not features.uids:
-        return pd.DataFrame(columns=["file", column, *(f"p_{c}" for c in classes)]), excluded
+        return pd.DataFrame(columns=["file", column, *outputs]), excluded
     x = features.select(features.uids)
-    proba = np.mean([unit_probabilities(folder, factory, k, x, len(classes)) for k in units], axis=0)
+    regression = bool(task.dimensions)
+    mean = np.mean([unit_outputs(folder, factory, k, x, len(outputs), regression) for k in units], axis=0)
     by_uid = dict(zip(track_uids(tracks), files))
+    if regression:
+        labels = values_to_labels(plugins.task(task.name), mean)
+    else:
+        labels = [task.classes[i] for i in mean.argmax(axis=1)]
     table = pd.DataFrame(
         {
             "file": [str(by_uid[u]) for u in features.uids],
-            column: [classes[i] for i in proba.argmax(axis=1)],
-            **{f"p_{c}": proba[:, i] for i, c in enumerate(classes)},
+            column: labels,
+            **{name: mean[:, i] for i, name in enumerate(outputs)},
         }
     )
     return table, excluded

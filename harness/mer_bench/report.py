@@ -103,6 +103,24 @@ def table4(folder: RunFolder) -> pd.DataFrame:
     )
 
 
+def regression_table(folder: RunFolder) -> pd.DataFrame | None:
+    """A regression task's scores per dimension (R², Pearson r, CCC, RMSE), mean and std over
+    units; None for a classification task."""
+    summary = folder.summary()
+    regression = summary.metrics.regression
+    if not regression:
+        return None
+    names = {"r2": "R²", "pearson_r": "Pearson r", "ccc": "CCC", "rmse": "RMSE"}
+    rows = []
+    for dim in summary.task.dimensions:
+        stats = regression[dim]
+        row = {"Dimension": dim}
+        for key, name in names.items():
+            row[name], row[f"{name} std"] = stats[key].mean, stats[key].std
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def cross_matrix(folder: RunFolder, metric: str = "accuracy") -> pd.DataFrame | None:
     """Train x test matrix of ``metric`` (rows: the dataset trained on, columns: the dataset
     scored on), when every unit trains on one dataset and is scored on one, with two datasets
@@ -157,8 +175,15 @@ def leaderboard(registry: Registry, folders: list[RunFolder]) -> pd.DataFrame:
     reruns = []
     for folder in folders:
         summary = folder.summary()
-        for key in ("accuracy", "macro_f1"):
-            value = getattr(summary.metrics, key).mean
+        # A regressor's accuracy and F1 are those of the classes its values imply; its R² and
+        # CCC per dimension follow them.
+        stats = [(key, getattr(summary.metrics, key)) for key in ("accuracy", "macro_f1")] + [
+            (f"{key}_{dim}", per_dim[key])
+            for dim, per_dim in (summary.metrics.regression or {}).items()
+            for key in ("r2", "ccc")
+        ]
+        for key, stat in stats:
+            value = stat.mean
             reruns.append(
                 {
                     "System": f"{summary.model} ({summary.feature})",
@@ -168,7 +193,7 @@ def leaderboard(registry: Registry, folders: list[RunFolder]) -> pd.DataFrame:
                     "Data": data_key(folder),
                     "Metric": key,
                     "Value": value,
-                    "Std": getattr(summary.metrics, key).std,
+                    "Std": stat.std,
                     "Kind": "re-run",
                     "Source": f"run {summary.run_id}",
                     "vs published": _versus_published(registry, summary, key, value),

@@ -47,9 +47,14 @@ class TaskRecord(Record):
 
     name: str
     kind: str
-    #: The classes in index order: the order of the ``p_<class>`` columns and of the tables.
+    #: The classes in index order: the order of the ``p_<class>`` columns and of the tables
+    #: (for a regression task, the classes its predicted values imply).
     classes: list[str]
     description: str
+    #: Regression: the predicted dimensions, in column order.
+    dimensions: list[str] = []
+    #: Datasets of the run's config the task left out, and why (quadrants only, no values).
+    left_out: dict[str, str] = {}
 
 
 class DataSource(Record):
@@ -137,6 +142,9 @@ class UnitMetrics(Record):
     n_unscored: int = 0
     epochs: int
     kept_epoch: int | None = None
+    #: Regression tasks: R², Pearson r, CCC and RMSE per dimension (the classification
+    #: scores above are then those of the classes the predicted values imply).
+    regression: dict[str, dict[str, float]] | None = None
 
 
 class Stat(Record):
@@ -154,6 +162,8 @@ class Aggregate(Record):
     per_class: dict[str, dict[str, Stat]]
     #: Summed over units.
     confusion: list[list[int]]
+    #: Regression tasks: each regression metric of each dimension, mean and std over units.
+    regression: dict[str, dict[str, Stat]] | None = None
 
 
 class RepeatSpread(Record):

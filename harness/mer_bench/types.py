@@ -192,6 +192,19 @@ class Model(Protocol):
 
 
 @runtime_checkable
+class Regressor(Protocol):
+    """One evaluation unit's model for a regression task: like :class:`Model`, but ``fit``
+    gets ``FoldData`` whose ``y`` is a float array (n, dimensions) on [-1, 1], and
+    ``predict`` returns one (n, dimensions) array of finite values."""
+
+    def fit(self, train: FoldData, val: FoldData) -> list[dict[str, float]]: ...
+
+    def predict(self, x: np.ndarray) -> np.ndarray: ...
+
+    def save(self, folder: Path) -> None: ...
+
+
+@runtime_checkable
 class ModelFactory(Protocol):
     """Builds a fresh model for each evaluation unit and loads saved ones.
 
@@ -220,32 +233,54 @@ class ModelFactory(Protocol):
         """A fresh, untrained model predicting ``n_classes`` classes (the task's), seeded with ``seed``."""
         ...
 
+    def build_regressor(self, settings: Any, n_outputs: int, seed: int) -> Regressor:
+        """A fresh, untrained model predicting ``n_outputs`` values (a regression task's
+        dimensions), seeded with ``seed``; only for factories whose ``task_kinds`` include
+        regression."""
+        from mer_bench.errors import ModelError
+
+        raise ModelError(f"model {self.name!r} learns no regression task")
+
     def load(self, folder: Path) -> Model: ...
 
 
 #: The kinds of task mer-bench can run. A classification task's models predict a probability
-#: per class; they are scored by accuracy, F1 and the confusion matrix.
-TASK_KINDS: tuple[str, ...] = ("classification",)
+#: per class; they are scored by accuracy, F1 and the confusion matrix. A regression task's
+#: models predict a value per dimension; they are scored per dimension (R², Pearson r,
+#: concordance correlation, RMSE) and, through the classes the predicted values imply, like
+#: a classifier.
+TASK_KINDS: tuple[str, ...] = ("classification", "regression")
 
 
 @runtime_checkable
 class Task(Protocol):
     """What a run's models learn to predict from each prepared track.
 
-    A classification task names its ``classes`` in index order (the order of the models'
-    probability columns and of every table) and gives each track its class with ``labels``,
-    from the prepared track table (the columns :class:`EvaluationProtocol` describes: the
+    Every task names ``classes`` in index order (the order of the models' probability
+    columns and of every table) and gives each track its class with ``labels``, from the
+    prepared track table (the columns :class:`EvaluationProtocol` describes: the
     ``quadrant`` every track has, ``arousal`` and ``valence`` where the dataset gives values).
-    Whatever the task, tracks are selected and split by quadrant, so every task of a run's
-    datasets, seed and protocol sees the same tracks in the same units.
 
-    A class that subclasses this protocol inherits a ``describe`` that gives its name.
+    A regression task also names its ``dimensions`` and gives each track its value on each,
+    with ``values``, from the track table and each dataset's :class:`Scale`; a NaN leaves the
+    track out of the task (reported), and a dataset whose loader declares no scale (quadrants
+    only) is left out of every regression task before any work. ``label_values`` turns
+    values (predicted ones) into classes, so a regressor is also scored like a classifier.
+
+    Whatever the task, tracks are selected and split by quadrant, so every task of a run's
+    datasets, seed and protocol sees the same tracks in the same units (less those a
+    regression task leaves out).
+
+    A class that subclasses this protocol inherits no dimensions, a ``describe`` that gives
+    its name, and ``values``/``label_values`` that refuse (a classification task's).
     """
 
     name: str
     #: One of :data:`TASK_KINDS`.
     kind: str
     classes: tuple[str, ...]
+    #: Regression: the predicted dimensions, in column order.
+    dimensions: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """The task in words, for tables and the HTML report; by default its name."""
@@ -254,6 +289,15 @@ class Task(Protocol):
     def labels(self, tracks: pd.DataFrame) -> pd.Series:
         """One class name (of :attr:`classes`) per row of ``tracks``, with the same index."""
         ...
+
+    def values(self, tracks: pd.DataFrame, scales: dict[str, Scale]) -> pd.DataFrame:
+        """Regression: one row per row of ``tracks`` (same index), a column per dimension;
+        NaN where a track has no value. ``scales`` holds each dataset's native range."""
+        raise NotImplementedError(f"task {self.name!r} is not a regression task")
+
+    def label_values(self, values: pd.DataFrame) -> pd.Series:
+        """Regression: the class (of :attr:`classes`) each row of ``values`` implies."""
+        raise NotImplementedError(f"task {self.name!r} is not a regression task")
 
 
 #: What a track does in an evaluation unit: the model fits on ``train``, stops early on ``val``

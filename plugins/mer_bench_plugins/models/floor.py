@@ -1,4 +1,4 @@
-"""``majority`` and ``chance``: the floor every comparison table should show.
+"""``majority``, ``chance`` and ``mean``: the floor every comparison table should show.
 
 Both ignore their input and look only at the fold's training labels, through
 scikit-learn's ``DummyClassifier``:
@@ -7,7 +7,10 @@ scikit-learn's ``DummyClassifier``:
   balanced data, go to the first in ``QUADRANTS`` order), with probability 1;
 - ``chance`` guesses each test track's quadrant at random with the training frequencies,
   seeded by the fold's seed; its expected accuracy is the sum of squared class shares
-  (0.25 on balanced data).
+  (0.25 on balanced data);
+- ``mean``, for regression tasks (``va``), always predicts the mean of the training values
+  on each dimension (scikit-learn's ``DummyRegressor``): its R² on the test part is at most
+  about 0, and its Pearson r and concordance are 0.
 
 They consume ``logmel-stats``, the cheapest built-in feature, only because every model
 names one.
@@ -66,6 +69,55 @@ class Floor:
         save_estimators(folder, self.name, {"dummy": self.dummy}, meta)
 
 
+class MeanFloor:
+    """A DummyRegressor predicting the training mean of each dimension."""
+
+    def __init__(self, n_outputs: int, name: str = "mean"):
+        self.name = name
+        self.n_outputs = n_outputs
+        self.dummy = None
+
+    def fit(self, train: FoldData, val: FoldData) -> list[dict]:
+        from sklearn.dummy import DummyRegressor
+
+        self.dummy = DummyRegressor(strategy="mean").fit(np.zeros((len(train.y), 1)), train.y)
+        val_loss = float(np.mean((self.predict(np.zeros((len(val.y), 1))) - val.y) ** 2))
+        return [{"epoch": 1, "val_loss": val_loss, "kept": True}]
+
+    def predict(self, x) -> np.ndarray:
+        return self.dummy.predict(np.zeros((len(x), 1))).reshape(len(x), self.n_outputs)
+
+    def save(self, folder: Path) -> None:
+        """The DummyRegressor in ``model.skops`` (no pickle)."""
+        save_estimators(folder, self.name, {"dummy": self.dummy}, {"n_classes": 0, "n_outputs": self.n_outputs, "seed": 0})
+
+
+class MeanFactory(ModelFactory):
+    """``mean``: the regression floor."""
+
+    name = "mean"
+    feature = "logmel-stats"
+    settings_model = NoSettings
+    task_kinds = ("regression",)
+
+    def build(self, settings: NoSettings, n_classes: int, seed: int) -> Floor:
+        from mer_bench.errors import ModelError
+
+        raise ModelError("model 'mean' is the floor of regression tasks; 'majority' is the floor of classification ones")
+
+    def build_regressor(self, settings: NoSettings, n_outputs: int, seed: int) -> MeanFloor:
+        return MeanFloor(n_outputs, self.name)
+
+    def load(self, folder: Path) -> MeanFloor:
+        """The model :meth:`MeanFloor.save` wrote to ``folder``, loaded without running code from it."""
+        from sklearn.dummy import DummyRegressor
+
+        state, meta = load_estimators(folder, self.name, TRUSTED, {"dummy": DummyRegressor}, NoSettings, LEGACY_FILE)
+        model = MeanFloor(int(meta.get("n_outputs", 1)), self.name)
+        model.dummy = state["dummy"]
+        return model
+
+
 class FloorFactory(ModelFactory):
     feature = "logmel-stats"
     settings_model = NoSettings
@@ -89,4 +141,4 @@ class FloorFactory(ModelFactory):
 
 @hookimpl
 def mer_bench_models():
-    return [FloorFactory("majority", "most_frequent"), FloorFactory("chance", "stratified")]
+    return [FloorFactory("majority", "most_frequent"), FloorFactory("chance", "stratified"), MeanFactory()]
