@@ -15,7 +15,7 @@ from mer_bench.errors import AudioError, ModelError
 from mer_bench.types import Clip, FoldData
 from mer_bench_plugins.features.mel_segments import MelSegments, MelSegmentsSettings
 from mer_bench_plugins.features.panns_logmel import PannsLogmel, PannsLogmelSettings
-from mer_bench_plugins.models.keras_classifier import Segments
+from mer_bench_plugins.models.keras_classifier import Output, Segments
 from mer_bench_plugins.models.panns_cnn import PannsCNN, PannsSettings
 from mer_bench_plugins.models.sarkar_vgg import SarkarSettings, SarkarVGG
 
@@ -46,7 +46,7 @@ def band_problem(n: int, seed: int, frames: int = 48, bands: int = 16, segments:
 def test_panns_networks_have_the_published_sizes():
     """PANNs' own counts with its 527 AudioSet outputs: 4.84 M (CNN-6) and 5.22 M (CNN-10) weights."""
     for recipe, published in ((CNN6, 4.84e6), (CNN10, 5.22e6)):
-        network = recipe.network((6001, 64), 527, PannsSettings(), keras)
+        network = recipe.network((6001, 64), Output(False, 527), PannsSettings(), keras)
         trainable = sum(int(np.prod(w.shape)) for w in network.trainable_weights)
         assert trainable == pytest.approx(published, rel=0.002)
         convs = [layer for layer in network.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -57,7 +57,7 @@ def test_panns_networks_have_the_published_sizes():
 
 
 def test_sarkar_network_is_the_reimplementations_stack():
-    network = SARKAR.network((128, 216), 4, SarkarSettings(), keras)
+    network = SARKAR.network((128, 216), Output(False, 4), SarkarSettings(), keras)
     convs = [layer for layer in network.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [c.filters for c in convs] == [64, 64, 64, 64, 128, 256, 256]
     pools = [layer.pool_size for layer in network.layers if isinstance(layer, keras.layers.MaxPooling2D)]
@@ -213,3 +213,35 @@ def test_sarkar_vgg_runs_and_predicts_through_the_cli(tiny_site, tmp_path):
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     (row,) = json.loads(predicted.stdout)["predictions"]
     assert sum(row[f"p_{q}"] for q in ("A+V+", "A+V-", "A-V-", "A-V+")) == pytest.approx(1.0, abs=1e-5)
+
+
+def with_values(data: FoldData) -> FoldData:
+    """``data`` with a regression target per track instead of its class: two values on
+    [-1, 1] that rise and fall with the position of its band of energy."""
+    level = np.asarray(data.y) / 3 * 1.6 - 0.8
+    values = np.stack([level, -level], axis=1)
+    return FoldData(data.x, values.astype(np.float64), data.uids)
+
+
+def r2(truth: np.ndarray, predicted: np.ndarray) -> float:
+    return float(1 - ((truth - predicted) ** 2).sum() / ((truth - truth.mean(axis=0)) ** 2).sum())
+
+
+def test_cnn6_and_sarkar_train_a_regression_head_that_beats_the_mean(tmp_path):
+    settings = PannsSettings(width=0.125, learning_rate=3e-3, epochs=12, patience=4, batch_size=16)
+    train, val, test = (with_values(band_problem(n, s)) for n, s in ((96, 10), (32, 11), (40, 12)))
+    model = CNN6.build_regressor(settings, 2, seed=3)
+    history = model.fit(train, val)
+    assert "accuracy" not in history[0] and any(h["kept"] for h in history)
+    predicted = model.predict(test.x)
+    assert predicted.shape == (40, 2) and np.abs(predicted).max() <= 1.0
+    # The mean floor's R² is 0 at best; the head learns the values.
+    assert r2(test.y, predicted) > 0.5, history
+    model.save(tmp_path / "cnn6")
+    np.testing.assert_allclose(CNN6.load(tmp_path / "cnn6").predict(test.x), predicted, rtol=1e-5, atol=1e-6)
+    # Segments: each song's value is the mean of its segments'.
+    sarkar = SarkarSettings(width=0.125, learning_rate=2e-3, epochs=12, patience=4, batch_size=16, l2=0.0)
+    train, val, test = (with_values(band_problem(n, s, frames=24, segments=3)) for n, s in ((64, 13), (24, 14), (40, 15)))
+    model = SARKAR.build_regressor(sarkar, 2, seed=0)
+    history = model.fit(train, val)
+    assert r2(test.y, model.predict(test.x)) > 0.5, history

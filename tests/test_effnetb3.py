@@ -23,9 +23,13 @@ from mer_bench_plugins.models.effnetb3 import (
     calibrate_batchnorm,
 )
 from mer_bench_plugins.models.imagenet_weights import WeightsSource, resolve_weights
+from mer_bench_plugins.models.keras_classifier import Output
 
 pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
+
+#: The paper's output: a softmax over the four quadrants.
+FOUR = Output(regression=False, size=4)
 
 
 def brightness_problem(n: int, size: int, seed: int) -> FoldData:
@@ -90,7 +94,7 @@ def test_batches_stream_rows_with_their_labels_and_reshuffle_by_seed():
 
 
 def test_network_is_the_papers_layer_by_layer():
-    network = build_network((300, 300, 3), 4, WeightsSource("none"))
+    network = build_network((300, 300, 3), FOUR, WeightsSource("none"))
     backbone = network.get_layer("efficientnetb3")
     assert backbone.output.shape[1:] == (10, 10, 1536)
     head = [
@@ -120,7 +124,7 @@ def test_defaults_are_the_published_recipe_and_the_optimiser_is_adam(trained):
     assert isinstance(trained_part.optimizer, keras.optimizers.Adam)
     assert float(trained_part.optimizer.learning_rate) == pytest.approx(model.settings.learning_rate)
     assert isinstance(trained_part.loss, keras.losses.SparseCategoricalCrossentropy)
-    assert model.network.get_layer("quadrants") is trained_part.get_layer("quadrants")  # the same layers
+    assert model.network.get_layer("classes") is trained_part.get_layer("classes")  # the same layers
 
 
 def test_learns_a_learnable_problem_well_above_chance(trained):
@@ -257,9 +261,9 @@ def test_a_weights_path_gives_exactly_keras_own_imagenet_model(tmp_path, monkeyp
     monkeypatch.setitem(keras_efficientnet.WEIGHTS_HASHES, "b3", (top_hash, digest))
     try:
         reference = keras.applications.EfficientNetB3(include_top=False, weights="imagenet", input_shape=shape)
-        by_path = build_network(shape, 4, resolve_weights(str(file))).get_layer("efficientnetb3")
+        by_path = build_network(shape, FOUR, resolve_weights(str(file))).get_layer("efficientnetb3")
         monkeypatch.setattr(imagenet_weights, "IMAGENET_MD5", digest)
-        by_name = build_network(shape, 4, resolve_weights("imagenet")).get_layer("efficientnetb3")
+        by_name = build_network(shape, FOUR, resolve_weights("imagenet")).get_layer("efficientnetb3")
     finally:
         cache.unlink()
 
@@ -281,7 +285,7 @@ def test_a_weights_file_for_another_network_is_a_clear_error(tmp_path):
     path = tmp_path / "other.weights.h5"
     other.save_weights(str(path))
     with pytest.raises(ModelError, match="cannot load .*other.weights.h5 into EfficientNetB3"):
-        build_network((32, 32, 3), 4, resolve_weights(str(path)))
+        build_network((32, 32, 3), FOUR, resolve_weights(str(path)))
 
 
 def test_inputs_must_be_images_of_at_least_32_pixels():
@@ -307,8 +311,35 @@ def test_without_imagenet_weights_a_run_stops_before_reading_data(tiny_site, tmp
 
 def test_mixed_precision_computes_in_float16_with_a_float32_output():
     with effnetb3.precision_policy(True, keras):
-        network = build_network((32, 32, 3), 4, WeightsSource("none"))
+        network = build_network((32, 32, 3), FOUR, WeightsSource("none"))
     assert keras.config.dtype_policy().name == "float32"  # the global policy is put back
     assert network.get_layer("dense_1").compute_dtype == "float16"
     assert network.get_layer("dense_1").variable_dtype == "float32"
-    assert network.get_layer("quadrants").compute_dtype == "float32"
+    assert network.get_layer("classes").compute_dtype == "float32"
+
+
+def test_a_regression_head_learns_values_on_the_frozen_backbone(trained):
+    """The paper's head ending in two linear units, trained with the mean squared error."""
+    _, _, (train, val, test), tmp = trained
+
+    def values(data: FoldData) -> FoldData:
+        # Brightness class 0..3 as two values on [-1, 1]: one rises with it, one falls.
+        level = np.asarray(data.y) / 3 * 1.5 - 0.75
+        return FoldData(data.x, np.stack([level, -level], axis=1), data.uids)
+
+    # A random backbone's features are large (the first epochs' losses are in the thousands),
+    # so the linear head needs many cheap epochs on them, not a patience of 2.
+    settings = EffNetB3Settings(
+        weights=str(tmp / "calibrated.weights.h5"), learning_rate=1e-3, epochs=150, train_backbone=False, patience=30,
+        batch_size=16,
+    )
+    model = EffNetB3Factory().build_regressor(settings, n_outputs=2, seed=7)
+    history = model.fit(values(train), values(val))
+    truth, predicted = values(test).y, model.predict(test.x)
+    assert model.network.get_layer("values").activation.__name__ == "linear"
+    assert predicted.shape == (len(test.y), 2) and np.abs(predicted).max() <= 1.0
+    r2 = 1 - ((truth - predicted) ** 2).sum() / ((truth - truth.mean(axis=0)) ** 2).sum()
+    assert r2 > 0.3, history  # the mean floor's R² is 0 at best
+    model.save(tmp / "regressor")
+    loaded = EffNetB3Factory().load(tmp / "regressor")
+    np.testing.assert_allclose(loaded.predict(test.x), predicted, rtol=1e-5, atol=1e-6)

@@ -10,13 +10,16 @@ Where the paper is silent, a setting with a default (docs/protocol.md gives the 
 a batch size of 32 (what Keras' ``fit`` uses when none is given), a patience of 10
 epochs, and a backbone that trains from the first epoch (``frozen_epochs = 0``).
 
+For a regression task (``va``) the same head ends in a linear unit per dimension, trained
+with the mean squared error; seeding, compiling, early stopping, the history and saving
+are the shared Keras loop's (:mod:`keras_classifier`).
+
 TensorFlow is imported only when a model is checked, built or loaded, so the rest of
 mer-bench starts without it.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from contextlib import contextmanager
@@ -31,7 +34,18 @@ from mer_bench.errors import ModelError
 from mer_bench.executors import Resources
 from mer_bench.types import FoldData, ModelFactory
 from mer_bench_plugins.models.imagenet_weights import WeightsSource, resolve_weights
-from mer_bench_plugins.models.keras_classifier import check_tensorflow, history_records, read_saved, tensorflow
+from mer_bench_plugins.models.keras_classifier import (
+    Output,
+    check_tensorflow,
+    compile_network,
+    early_stopping,
+    fit_epochs,
+    read_saved,
+    save_network,
+    saved_output,
+    start_training,
+    tensorflow,
+)
 from mer_bench_plugins.models.keras_input import batches
 
 #: The head of section 4.2: (units, dropout rate) of each hidden Dense layer.
@@ -110,9 +124,10 @@ def build_backbone(input_shape: tuple[int, int, int], imagenet_stem: bool):
     return keras.models.clone_model(backbone, call_function=call)
 
 
-def build_network(input_shape: tuple[int, int, int], n_classes: int, weights: WeightsSource):
+def build_network(input_shape: tuple[int, int, int], output: Output, weights: WeightsSource):
     """The paper's network for ``input_shape`` (300x300x3 in the paper), with the backbone's
-    initial weights from ``weights``. Inputs are 0..255: the backbone rescales them itself."""
+    initial weights from ``weights``, ending in ``output`` (the paper's: softmax over four
+    classes). Inputs are 0..255: the backbone rescales them itself."""
     _, keras = tensorflow(NAME)
     backbone = build_backbone(input_shape, imagenet_stem=weights.kind != "none")
     if weights.path is not None:
@@ -129,9 +144,7 @@ def build_network(input_shape: tuple[int, int, int], n_classes: int, weights: We
     for i, (units, rate) in enumerate(HEAD, start=1):
         x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
         x = keras.layers.Dropout(rate, name=f"dropout_{i}")(x)
-    # float32 output even under mixed precision, so the softmax and the loss stay exact.
-    outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name="quadrants")(x)
-    return keras.Model(inputs, outputs, name="effnetb3")
+    return keras.Model(inputs, output.layer(keras)(x), name="effnetb3")
 
 
 @contextmanager
@@ -183,11 +196,12 @@ def _strategy(name: str, tf):
 
 
 class EffNetB3:
-    """One fold's network; ``fit`` builds it, so that it is sized to the fold's images."""
+    """One unit's network; ``fit`` builds it, so that it is sized to the unit's images. A
+    classifier (``predict_proba``) or, with a regression ``output``, a regressor (``predict``)."""
 
-    def __init__(self, settings: EffNetB3Settings, n_classes: int, seed: int, network=None, weights=None):
+    def __init__(self, settings: EffNetB3Settings, output: Output, seed: int, network=None, weights=None):
         self.settings = settings
-        self.n_classes = n_classes
+        self.output = output
         self.seed = seed
         self.network = network
         self.weights: WeightsSource | None = weights
@@ -196,11 +210,8 @@ class EffNetB3:
 
     def _compile(self, model, strategy, keras) -> None:
         with strategy.scope():
-            model.compile(
-                optimizer=keras.optimizers.Adam(learning_rate=self.settings.learning_rate),
-                loss=keras.losses.SparseCategoricalCrossentropy(),
-                metrics=["accuracy"],
-            )
+            optimizer = keras.optimizers.Adam(learning_rate=self.settings.learning_rate)
+        compile_network(model, optimizer, self.output, keras, strategy)
 
     def _head(self, keras):
         """The layers after the backbone as a model of their own, sharing their weights with
@@ -221,23 +232,20 @@ class EffNetB3:
         learning guide runs a frozen base, and the head trains on them. Each such epoch then
         costs the head's work alone instead of a pass through EfficientNet.
         """
-        tf, keras = tensorflow(NAME)
         s = self.settings
         if len(val.y) == 0:
-            raise ModelError("effnetb3 stops early on the validation loss, but this fold has no validation tracks")
-        keras.utils.set_random_seed(self.seed)
-        if s.deterministic:
-            tf.config.experimental.enable_op_determinism()
+            raise ModelError("effnetb3 stops early on the validation loss, but this unit has no validation tracks")
+        tf, keras = start_training(NAME, self.seed, s.deterministic)
         self.weights = resolve_weights(s.weights)
         strategy = _strategy(s.distribute, tf)
         with precision_policy(s.mixed_precision, keras), strategy.scope():
-            self.network = build_network(tuple(train.x.shape[1:]), self.n_classes, self.weights)
+            self.network = build_network(tuple(train.x.shape[1:]), self.output, self.weights)
         backbone = self.network.get_layer(BACKBONE)
         if s.calibrate_batchnorm:
             calibrate_batchnorm(backbone, train.x, s.calibrate_batchnorm, s.batch_size, self.seed)
         frozen_only = not s.train_backbone or s.frozen_epochs == s.epochs
         history, frozen = [], s.epochs if frozen_only else s.frozen_epochs
-        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=s.patience, restore_best_weights=True)
+        stop = early_stopping(keras, s.patience)
         if frozen:
             backbone.trainable = False
             features = {
@@ -247,57 +255,51 @@ class EffNetB3:
             with precision_policy(s.mixed_precision, keras), strategy.scope():
                 self.head = self._head(keras)
             self._compile(self.head, strategy, keras)
-            fitted = self.head.fit(
-                batches(features["train"], train.y, s.batch_size, shuffle_seed=self.seed),
-                validation_data=batches(features["val"], val.y, s.batch_size),
-                epochs=frozen,
-                callbacks=[stop] if frozen_only else [],
-                shuffle=False,  # batches() reshuffles every epoch, seeded
-                verbose=0,
+            history += fit_epochs(
+                self.head, (features["train"], train.y), (features["val"], val.y), batch_size=s.batch_size,
+                seed=self.seed, epochs=frozen, callbacks=[stop] if frozen_only else [], phase="frozen",
             )
-            history += history_records(fitted, "frozen", 1)
             del features
         if not frozen_only:
             backbone.trainable = True
             # A fresh optimiser once the backbone joins: Adam's moments for the head alone do not carry over.
             self._compile(self.network, strategy, keras)
-            fitted = self.network.fit(
-                batches(train.x, train.y, s.batch_size, shuffle_seed=self.seed),
-                validation_data=batches(val.x, val.y, s.batch_size),
-                initial_epoch=frozen,
-                epochs=s.epochs,
-                callbacks=[stop],
-                shuffle=False,
-                verbose=0,
+            history += fit_epochs(
+                self.network, (train.x, train.y), (val.x, val.y), batch_size=s.batch_size, seed=self.seed,
+                epochs=s.epochs, callbacks=[stop], phase="fine-tune" if frozen else "train", initial_epoch=frozen,
             )
-            history += history_records(fitted, "fine-tune" if frozen else "train", frozen + 1)
         # EarlyStopping numbers epochs from 0, counting the frozen ones given as initial_epoch.
         history[stop.best_epoch]["kept"] = True
         return history
 
-    def predict_proba(self, x) -> np.ndarray:
+    def _outputs(self, x, method: str) -> np.ndarray:
         if self.network is None:
-            raise ModelError("effnetb3: predict_proba called before fit or load")
+            raise ModelError(f"effnetb3: {method} called before fit or load")
         _check_input(tuple(x.shape[1:]))
         if len(x) == 0:
-            return np.empty((0, self.n_classes))
-        return np.asarray(self.network.predict(batches(x, None, self.settings.batch_size), verbose=0), dtype=float)
+            return np.empty((0, self.output.size))
+        return self.output.read(self.network.predict(batches(x, None, self.settings.batch_size), verbose=0))
+
+    def predict_proba(self, x) -> np.ndarray:
+        """A classifier's class probabilities, one row per image."""
+        return self._outputs(x, "predict_proba")
+
+    def predict(self, x) -> np.ndarray:
+        """A regressor's values, one row per image."""
+        return self._outputs(x, "predict")
 
     def save(self, folder: Path) -> None:
         """``model.keras`` (the network, without optimiser state) and ``effnetb3.json``."""
         tf, keras = tensorflow(NAME)
-        folder.mkdir(parents=True, exist_ok=True)
-        # An uncompiled Model over the same layers: the optimiser's moments would triple the file.
-        keras.Model(self.network.inputs, self.network.outputs, name="effnetb3").save(folder / "model.keras")
         meta = {
             "settings": self.settings.model_dump(mode="json"),
-            "n_classes": self.n_classes,
+            "n_classes": 0 if self.output.regression else self.output.size,
+            "output": self.output.as_dict(),
             "seed": self.seed,
             "input_shape": list(self.network.input_shape[1:]),
             "weights": self.weights.as_dict() if self.weights else None,
-            "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
         }
-        (folder / "effnetb3.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        save_network(folder, self.network, meta, "effnetb3.json", tf, keras)
 
 
 class EffNetB3Factory(ModelFactory):
@@ -306,6 +308,7 @@ class EffNetB3Factory(ModelFactory):
     settings_model = EffNetB3Settings
     # 89 M parameters and Adam's two moments, batches of 300x300x3 images: a GPU's work.
     resources = Resources(cpus=2, gpus=1, memory_gb=8)
+    task_kinds = ("classification", "regression")
 
     def check(self, settings: EffNetB3Settings) -> None:
         """TensorFlow importable and the initial weights present and intact (without importing TensorFlow)."""
@@ -313,14 +316,17 @@ class EffNetB3Factory(ModelFactory):
         resolve_weights(settings.weights)
 
     def build(self, settings: EffNetB3Settings, n_classes: int, seed: int) -> EffNetB3:
-        return EffNetB3(settings, n_classes, seed)
+        return EffNetB3(settings, Output(False, n_classes), seed)
+
+    def build_regressor(self, settings: EffNetB3Settings, n_outputs: int, seed: int) -> EffNetB3:
+        return EffNetB3(settings, Output(True, n_outputs), seed)
 
     def load(self, folder: Path) -> EffNetB3:
         meta, network = read_saved(NAME, folder, "effnetb3.json")
         source = meta.get("weights")
         weights = WeightsSource(source["kind"], Path(source["path"]) if source["path"] else None, source["md5"]) if source else None
         settings = EffNetB3Settings.model_validate(meta["settings"])
-        return EffNetB3(settings, meta["n_classes"], meta["seed"], network, weights)
+        return EffNetB3(settings, saved_output(meta, meta["n_classes"]), meta["seed"], network, weights)
 
 
 @hookimpl

@@ -12,7 +12,8 @@ import numpy as np
 
 
 def batches(x, y: np.ndarray | None, batch_size: int, *, shuffle_seed: int | None = None):
-    """A ``tf.data.Dataset`` of ``(images, labels)`` (or images alone when ``y`` is None).
+    """A ``tf.data.Dataset`` of ``(images, targets)`` (or images alone when ``y`` is None):
+    integer class labels as int64, a regression task's float values as float32.
 
     With ``shuffle_seed`` the order is reshuffled every epoch, the same way for the same
     seed; without it rows come in order (for validation and prediction).
@@ -25,7 +26,12 @@ def batches(x, y: np.ndarray | None, batch_size: int, *, shuffle_seed: int | Non
     def read(indices: np.ndarray) -> np.ndarray:
         return x.take(indices, axis=0)
 
-    labels = None if y is None else tf.constant(np.asarray(y, dtype=np.int64))
+    if y is None:
+        labels = None
+    else:
+        y = np.asarray(y)
+        # Values of a regression task must not be truncated to integers on the way.
+        labels = tf.constant(y.astype(np.float32) if np.issubdtype(y.dtype, np.floating) else y.astype(np.int64))
 
     def load(indices):
         images = tf.numpy_function(read, [indices], dtype, stateful=False)

@@ -34,7 +34,7 @@ from pathlib import Path
 from pydantic import Field
 
 from mer_bench import hookimpl
-from mer_bench_plugins.models.keras_classifier import KerasClassifier, KerasFactory, KerasSettings
+from mer_bench_plugins.models.keras_classifier import KerasFactory, KerasModel, KerasSettings, Output
 
 CHANNELS = (64, 128, 256, 512)
 EMBEDDING = 512
@@ -64,7 +64,7 @@ class PannsCNN(KerasFactory):
         self.convolutions = convolutions
         self.kernel = kernel
 
-    def network(self, input_shape: tuple[int, ...], n_classes: int, settings: PannsSettings, keras):
+    def network(self, input_shape: tuple[int, ...], output: Output, settings: PannsSettings, keras):
         """The PANNs network on frames x Mel bands inputs."""
         from mer_bench_plugins.models.spec_augment import SpecAugment
 
@@ -93,7 +93,7 @@ class PannsCNN(KerasFactory):
         x = layers.Add()([layers.GlobalMaxPooling1D()(x), layers.GlobalAveragePooling1D()(x)])
         x = layers.Dropout(0.5)(x)
         x = layers.Dense(max(1, round(EMBEDDING * settings.width)), activation="relu", name="fc1")(x)
-        outputs = layers.Dense(n_classes, activation="softmax", name="quadrants")(x)
+        outputs = output.layer(keras)(x)
         return keras.Model(inputs, outputs, name=self.name)
 
     def optimizer(self, settings: PannsSettings, steps_per_epoch: int, keras):
@@ -106,7 +106,7 @@ class PannsCNN(KerasFactory):
         )
         return keras.optimizers.Adam(learning_rate=schedule)
 
-    def load(self, folder: Path) -> KerasClassifier:
+    def load(self, folder: Path) -> KerasModel:
         import mer_bench_plugins.models.spec_augment  # noqa: F401  registers SpecAugment for loading
 
         return super().load(folder)

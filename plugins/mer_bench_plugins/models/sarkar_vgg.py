@@ -30,7 +30,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from mer_bench import hookimpl
-from mer_bench_plugins.models.keras_classifier import KerasFactory, KerasSettings
+from mer_bench_plugins.models.keras_classifier import KerasFactory, KerasSettings, Output
 
 #: (filters, pool size, dropout after the pool) of each convolution, None: no pool yet.
 CONVOLUTIONS = ((64, None, 0.0), (64, 2, 0.0), (64, None, 0.0), (64, 2, 0.0), (128, 3, 0.25), (256, 3, 0.25), (256, 3, 0.25))
@@ -55,7 +55,7 @@ class SarkarVGG(KerasFactory):
     settings_model = SarkarSettings
     segmented = True
 
-    def network(self, input_shape: tuple[int, ...], n_classes: int, settings: SarkarSettings, keras):
+    def network(self, input_shape: tuple[int, ...], output: Output, settings: SarkarSettings, keras):
         """The VGG-style stack on one segment (Mel bands x frames)."""
         layers = keras.layers
         inputs = keras.Input(shape=input_shape, name="segment")
@@ -71,7 +71,7 @@ class SarkarVGG(KerasFactory):
             regulariser = keras.regularizers.L2(settings.l2)
             x = layers.Dense(_scaled(units, settings.width), activation="relu", kernel_regularizer=regulariser)(x)
             x = layers.Dropout(dropout)(x)
-        outputs = layers.Dense(n_classes, activation="softmax", name="quadrants")(x)
+        outputs = output.layer(keras)(x)
         return keras.Model(inputs, outputs, name="sarkar_vgg")
 
     def optimizer(self, settings: SarkarSettings, steps_per_epoch: int, keras):
