@@ -46,6 +46,25 @@ def test_learns_a_learnable_problem_well_above_chance(tmp_path):
     np.testing.assert_array_equal(FACTORY.load(tmp_path / "m").predict_proba(test.x), proba)
 
 
+def test_an_svr_per_dimension_learns_values_and_round_trips(tmp_path):
+    """A regression task's values: each dimension a smooth function of the informative features."""
+
+    def values(data: FoldData) -> FoldData:
+        x = np.asarray(data.x, dtype=float)
+        return FoldData(data.x, np.clip(np.stack([np.tanh(x[:, 0] / 2), np.tanh(-x[:, 1] / 2)], axis=1), -1, 1), data.uids)
+
+    model = FACTORY.build_regressor(SMALL_GRID.model_copy(update={"select_k": 10}), 2, seed=0)
+    (record,) = model.fit(values(clusters(120, 0)), values(clusters(40, 1)))
+    test = values(clusters(200, 2))
+    predicted = model.predict(test.x)
+    assert predicted.shape == (200, 2) and np.abs(predicted).max() <= 1
+    r2 = 1 - ((test.y - predicted) ** 2).sum(axis=0) / ((test.y - test.y.mean(axis=0)) ** 2).sum(axis=0)
+    assert (r2 > 0.7).all(), r2  # the mean floor's R² is 0 at best
+    assert record["val_loss"] < 0.1 and len(model.chosen) == 2
+    model.save(tmp_path / "svr")
+    np.testing.assert_array_equal(FACTORY.load(tmp_path / "svr").predict(test.x), predicted)
+
+
 def test_c_and_gamma_are_tuned_on_the_training_part_alone():
     train = clusters(80, 3, noise=1.5)
     chosen = []

@@ -15,7 +15,6 @@ MLP settings are not available here; these defaults are this module's.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mer_bench import hookimpl
 from mer_bench.types import FoldData, ModelFactory
-from mer_bench_plugins.models.sklearn_io import META, load_estimators, save_estimators
+from mer_bench_plugins.models.sklearn_io import load_estimators, save_estimators, saved_outputs
 
 #: Types beyond skops's defaults (scikit-learn's public estimators, NumPy, builtins) that a
 #: fitted MLP holds. AdamOptimizer is the network's optimiser state, kept for partial_fit:
@@ -135,15 +134,6 @@ class MLP:
         save_estimators(folder, self.name, {"scaler": self.scaler, "net": self.net}, meta)
 
 
-def saved_regressor(folder: Path) -> bool:
-    """Whether the model saved in ``folder`` is a regressor (its metadata names its outputs);
-    an unreadable file is left for :func:`load_estimators` to report."""
-    try:
-        return "n_outputs" in json.loads((Path(folder) / META).read_text(encoding="utf-8"))
-    except (OSError, ValueError, TypeError):
-        return False
-
-
 class MLPFactory(ModelFactory):
     settings_model = MLPSettings
     task_kinds = ("classification", "regression")
@@ -163,7 +153,7 @@ class MLPFactory(ModelFactory):
         from sklearn.neural_network import MLPClassifier, MLPRegressor
         from sklearn.preprocessing import StandardScaler
 
-        expect = {"scaler": StandardScaler, "net": MLPRegressor if saved_regressor(folder) else MLPClassifier}
+        expect = {"scaler": StandardScaler, "net": MLPRegressor if saved_outputs(folder) else MLPClassifier}
         state, meta = load_estimators(folder, self.name, TRUSTED, expect, MLPSettings, LEGACY_FILE)
         outputs = meta.get("n_outputs")
         model = MLP(meta["settings"], int(meta["n_classes"]), int(meta["seed"]), self.name, int(outputs) if outputs else None)

@@ -113,3 +113,14 @@ def load_estimators(
     if wrong:
         raise RunError(f"{path} is not a {name} model ({'; '.join(wrong)}): re-run this run")
     return estimators, meta
+
+
+def saved_outputs(folder: Path) -> int:
+    """How many values the model saved in ``folder`` predicts (its metadata's ``n_outputs``;
+    0: a classifier). An unreadable file counts as 0 and is left for :func:`load_estimators`
+    to report."""
+    try:
+        meta = json.loads((Path(folder) / META).read_text(encoding="utf-8"))
+        return int(meta.get("n_outputs", 0)) if isinstance(meta, dict) else 0
+    except (OSError, ValueError, TypeError):
+        return 0

@@ -16,6 +16,11 @@ Assumptions where the papers are silent or unavailable here: the grid C in 2^-5.
 and gamma in 2^-15..2^3 in steps of 2^2 (LIBSVM's guide), 5 inner folds scored by macro
 F1, Platt-scaled probabilities (``CalibratedClassifierCV``, sigmoid, on the inner folds). The
 validation part is only scored, since an SVM has no epochs to stop.
+
+For a regression task (``va``) each dimension gets its own RBF SVR, tuned the same way
+(the same grids, ``inner_folds`` shuffled folds of the training part, scored by R²; the
+features selected by a univariate regression F-test), with predictions clipped to the
+targets' [-1, 1].
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mer_bench import hookimpl
 from mer_bench.errors import ModelError
 from mer_bench.types import FoldData, ModelFactory
-from mer_bench_plugins.models.sklearn_io import load_estimators, save_estimators
+from mer_bench_plugins.models.sklearn_io import load_estimators, save_estimators, saved_outputs
 
 #: Types beyond skops's defaults (scikit-learn's public estimators, NumPy, builtins) that the
 #: fitted pipeline holds. Each is rebuilt from stored attributes (none runs code of its own
@@ -45,6 +50,7 @@ TRUSTED = (
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.model_selection._split.StratifiedKFold",
     "sklearn.feature_selection._univariate_selection.f_classif",
+    "sklearn.feature_selection._univariate_selection.f_regression",
 )
 #: What older versions saved instead, a pickle: refused, never opened.
 LEGACY_FILE = "svm.pkl"
@@ -63,16 +69,17 @@ class SVMSettings(BaseModel):
     select_k: int | None = Field(None, gt=0, description="keep the k features with the best ANOVA F; None keeps all")
 
 
-def _pipeline(classifier, select_k: int | None):
-    """Standardise, keep the ``select_k`` best features by ANOVA F (all when None), classify."""
-    from sklearn.feature_selection import SelectKBest, f_classif
+def _pipeline(estimator, select_k: int | None, regression: bool = False):
+    """Standardise, keep the ``select_k`` best features by an F-test (ANOVA for classes, a
+    univariate regression for values; all when None), then ``estimator``."""
+    from sklearn.feature_selection import SelectKBest, f_classif, f_regression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
     steps = [("scale", StandardScaler())]
     if select_k is not None:
-        steps.append(("select", SelectKBest(f_classif, k=select_k)))
-    return Pipeline([*steps, ("svm", classifier)])
+        steps.append(("select", SelectKBest(f_regression if regression else f_classif, k=select_k)))
+    return Pipeline([*steps, ("svm", estimator)])
 
 
 class SVM:
@@ -149,8 +156,71 @@ class SVM:
         save_estimators(folder, self.name, {"pipeline": self.pipeline}, meta)
 
 
+class SVR:
+    """One RBF SVR pipeline per dimension, each tuned and fitted on one unit's training part."""
+
+    def __init__(self, settings: SVMSettings, n_outputs: int, seed: int, name: str = "svm"):
+        self.name = name
+        self.settings = settings
+        self.n_outputs = n_outputs
+        self.seed = seed
+        self.pipelines: list = []
+        self.chosen: list[dict[str, float]] = []
+
+    def fit(self, train: FoldData, val: FoldData) -> list[dict]:
+        from sklearn.model_selection import GridSearchCV, KFold
+        from sklearn.svm import SVR as RBFRegressor
+
+        s = self.settings
+        x, y = np.asarray(train.x, dtype=np.float64), np.asarray(train.y, dtype=np.float64)
+        if len(x) < 2 * s.inner_folds:
+            raise ModelError(f"the SVR's grid search needs at least {2 * s.inner_folds} training tracks; got {len(x)}")
+        if s.select_k is not None and s.select_k > x.shape[1]:
+            raise ModelError(f"select_k = {s.select_k} but the feature has only {x.shape[1]} values")
+        inner = KFold(s.inner_folds, shuffle=True, random_state=self.seed)
+        record: dict = {"epoch": 1, "kept": True}
+        self.pipelines, self.chosen = [], []
+        for j in range(self.n_outputs):
+            search = GridSearchCV(
+                _pipeline(RBFRegressor(kernel="rbf"), s.select_k, regression=True),
+                {"svm__C": s.c_grid, "svm__gamma": s.gamma_grid},
+                scoring="r2",
+                cv=inner,
+                refit=True,
+            )
+            search.fit(x, y[:, j])
+            self.pipelines.append(search.best_estimator_)
+            self.chosen.append({"C": float(search.best_params_["svm__C"]), "gamma": float(search.best_params_["svm__gamma"])})
+            record[f"inner_cv_r2_{j}"] = float(search.best_score_)
+        record["loss"] = float(np.mean((self.predict(x) - y) ** 2))
+        if len(val.y):
+            record["val_loss"] = float(np.mean((self.predict(val.x) - np.asarray(val.y)) ** 2))
+        return [record]
+
+    def predict(self, x) -> np.ndarray:
+        """One row of values per track, within the targets' range [-1, 1]."""
+        if not self.pipelines:
+            raise ModelError("svm: predict called before fit or load")
+        x = np.asarray(x, dtype=np.float64)
+        if not len(x):
+            return np.empty((0, self.n_outputs))
+        return np.clip(np.stack([p.predict(x) for p in self.pipelines], axis=1), -1.0, 1.0)
+
+    def save(self, folder: Path) -> None:
+        """The pipelines in ``model.skops``; settings and each dimension's C and gamma in ``sklearn-model.json``."""
+        meta = {
+            "settings": self.settings.model_dump(mode="json"),
+            "n_classes": 0,
+            "n_outputs": self.n_outputs,
+            "seed": int(self.seed),
+            "chosen": self.chosen,
+        }
+        save_estimators(folder, self.name, {f"pipeline_{j}": p for j, p in enumerate(self.pipelines)}, meta)
+
+
 class SVMFactory(ModelFactory):
     settings_model = SVMSettings
+    task_kinds = ("classification", "regression")
 
     def __init__(self, name: str, feature: str):
         self.name = name
@@ -159,10 +229,21 @@ class SVMFactory(ModelFactory):
     def build(self, settings: SVMSettings, n_classes: int, seed: int) -> SVM:
         return SVM(settings, n_classes, seed, self.name)
 
-    def load(self, folder: Path) -> SVM:
-        """The model :meth:`SVM.save` wrote to ``folder``, loaded without running code from it."""
+    def build_regressor(self, settings: SVMSettings, n_outputs: int, seed: int) -> SVR:
+        return SVR(settings, n_outputs, seed, self.name)
+
+    def load(self, folder: Path) -> SVM | SVR:
+        """The model :meth:`SVM.save` or :meth:`SVR.save` wrote to ``folder``, loaded without running code from it."""
         from sklearn.pipeline import Pipeline
 
+        outputs = saved_outputs(folder)
+        if outputs:
+            expect = {f"pipeline_{j}": Pipeline for j in range(outputs)}
+            state, meta = load_estimators(folder, self.name, TRUSTED, expect, SVMSettings, LEGACY_FILE)
+            model = SVR(meta["settings"], outputs, int(meta["seed"]), self.name)
+            model.pipelines = [state[f"pipeline_{j}"] for j in range(outputs)]
+            model.chosen = list(meta.get("chosen", []))
+            return model
         state, meta = load_estimators(folder, self.name, TRUSTED, {"pipeline": Pipeline}, SVMSettings, LEGACY_FILE)
         model = SVM(meta["settings"], int(meta["n_classes"]), int(meta["seed"]), self.name)
         model.pipeline, model.chosen = state["pipeline"], dict(meta.get("chosen", {}))
