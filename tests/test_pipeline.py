@@ -49,7 +49,7 @@ def test_run_folder_holds_manifest_splits_and_folds(tiny_plugins, tmp_path):
     assert manifest["versions"]["keras"] == importlib.metadata.version("keras")  # installed by the dev extra
     assert len(manifest["data"]["demo-tiny"]["fingerprint"]) == 64
     assert len(manifest["unit_seeds"]) == 5 and len(set(manifest["unit_seeds"])) == 5
-    assert manifest["format_version"] == 2 and manifest["units"] == [f"Fold {k}" for k in range(1, 6)]
+    assert manifest["format_version"] == 3 and manifest["units"] == [f"Fold {k}" for k in range(1, 6)]
     assert manifest["protocol"]["name"] == "holdout-kfold" and manifest["protocol"]["measured"]["folds"] == 5
     splits = pd.read_csv(folder.path / "splits.csv")
     assert list(splits.columns) == ["unit", "label", "role", "uid", "dataset", "track_id", "quadrant", "song_key", "stratum"]
@@ -182,7 +182,7 @@ def test_a_run_folder_of_another_format_is_refused_in_one_line(tmp_path):
     (old / "manifest.json").write_text(json.dumps(manifest))
     (old / "summary.json").write_text(json.dumps({"run_id": old.name, "folds": 5}))
     expected = (
-        f"run {old.name} was written by mer-bench 0.4.0 in run-folder format 1; this mer-bench reads format 2: "
+        f"run {old.name} was written by mer-bench 0.4.0 in run-folder format 1; this mer-bench reads format 3: "
         "re-run it, or read it with the mer-bench that wrote it"
     )
     for args in (["report", old.name], ["leaderboard", old.name], ["run", "--resume", old.name]):

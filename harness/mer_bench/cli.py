@@ -217,7 +217,7 @@ def datasets_verify(state: State, names, datasets_, data_dir, config_file, prese
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML run configuration.")
 @click.option("--preset", help="Preset from registry.toml (paper, quick).")
 @click.option("--protocol", help="Evaluation protocol: holdout-kfold (default), cv, lodo, cross, official, or a plugin's.")
-@click.option("--task", help="What the models predict: quadrants (default), arousal, valence, or a plugin's.")
+@click.option("--task", help="What the models predict: quadrants (default), arousal, valence, va (values), or a plugin's.")
 @click.option("--seed", type=int)
 @click.option("--folds", type=int, help="Shortcut for --set protocol.folds=N (holdout-kfold, cv).")
 @click.option("--epochs", type=int, help="Override the model's epochs setting.")

@@ -196,7 +196,8 @@ def training_curves(folder: RunFolder) -> Figure:
         ax.set_title(manifest.units[unit - 1], fontsize=10)
         ax.set_xlabel("Epoch")
         ax.legend(fontsize=7)
-    axes[0].set_ylabel("Loss (cross-entropy)")
+    regression = bool(manifest.task.dimensions)
+    axes[0].set_ylabel("Loss (mean squared error)" if regression else "Loss (cross-entropy)")
     return fig
 
 

@@ -80,8 +80,8 @@ def mer_bench_tasks() -> list[Task]:
     A task says what a run's models predict from each track (the quadrant; high or low
     arousal; valence and arousal values): its kind (classification or regression), its
     classes and each track's class, and for regression its dimensions and each track's
-    values (see :class:`mer_bench.types.Task`). Every task of a run sees the same tracks
-    and units.
+    values (see :class:`mer_bench.types.Task`). Every classification task of a run sees
+    the same tracks and units.
     """
 
 

@@ -17,7 +17,7 @@ from mer_bench.registry import Measured
 
 #: The run-folder format this mer-bench writes and reads. 1: mer-bench before protocol
 #: plugins (``fold-K`` folders, ``folds`` and ``test_size`` in the config); 2: units.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 class Record(BaseModel):

@@ -96,8 +96,9 @@ def track_values(task: Task, tracks: pd.DataFrame, scales: dict[str, Scale | Non
     if list(values.columns) != list(task.dimensions):
         raise PluginCallError(f"{owner} must have the columns {', '.join(task.dimensions)}, got {', '.join(map(str, values.columns))}")
     numbers = values.apply(pd.to_numeric, errors="coerce").astype(float)
-    if np.isinf(numbers.to_numpy()).any():
-        raise PluginCallError(f"{owner} gave infinite values")
+    finite = numbers.to_numpy()[~np.isnan(numbers.to_numpy())]
+    if len(finite) and (np.abs(finite) > 1).any():
+        raise PluginCallError(f"{owner} gave values outside [-1, 1] (the common scale every regression head predicts on)")
     return numbers
 
 

@@ -267,9 +267,9 @@ class Task(Protocol):
     only) is left out of every regression task before any work. ``label_values`` turns
     values (predicted ones) into classes, so a regressor is also scored like a classifier.
 
-    Whatever the task, tracks are selected and split by quadrant, so every task of a run's
-    datasets, seed and protocol sees the same tracks in the same units (less those a
-    regression task leaves out).
+    Whatever the task, tracks are selected and split by quadrant, so every classification
+    task of a run's datasets, seed and protocol sees the same tracks in the same units; a
+    regression task leaves out tracks without values first, and its units are drawn anew.
 
     A class that subclasses this protocol inherits no dimensions, a ``describe`` that gives
     its name, and ``values``/``label_values`` that refuse (a classification task's).

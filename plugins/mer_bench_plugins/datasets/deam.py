@@ -116,10 +116,11 @@ class Deam(DatasetLoader):
         later = child(song_level, FILES[1])
         if later is not None:
             parts.append(load_song_level(later))
-        table = swap_2013_dimensions(pd.concat(parts, ignore_index=True))
+        table = pd.concat(parts, ignore_index=True)
         if not table["song_id"].str.fullmatch(r"\d+").all():
             odd = ", ".join(table.loc[~table["song_id"].str.fullmatch(r"\d+"), "song_id"].head(5))
             raise DatasetError(f"{NAME}: {song_level}: song_id must be a number, got {odd}")
+        table = swap_2013_dimensions(table)
         annotated = set(table["song_id"])
         excluded = [
             Exclusion(NAME, p.stem, "discover", "no-annotation", str(p))
