@@ -49,23 +49,29 @@ def plugin_call(kind: str, name: str, method: str, where: str = "", keep: tuple[
         raise PluginCallError(f"{kind} plugin {name!r} failed in {method}{at}: {one_line(exc)}") from exc
 
 
+def _finite_rows(output: Any, rows: int, width: int, owner: str, method: str, noun: str, per_row: str) -> np.ndarray:
+    """``output`` of ``owner``'s ``method`` as a finite float array of shape (rows, width), or
+    PluginCallError saying what is wrong (``noun``: what the values are; ``per_row``: what a row is)."""
+    try:
+        out = np.asarray(output, dtype=float)
+    except (TypeError, ValueError):
+        raise PluginCallError(f"{owner}: {method} returned {type(output).__name__}, not an array of numbers") from None
+    if out.shape != (rows, width):
+        raise PluginCallError(
+            f"{owner}: {method} returned shape {out.shape}; expected ({rows}, {width}): one row of {per_row} per track"
+        )
+    finite = np.isfinite(out).all(axis=1)
+    if not finite.all():
+        raise PluginCallError(
+            f"{owner}: {method} returned NaN or infinite {noun} for {int((~finite).sum())} of {rows} tracks"
+        )
+    return out
+
+
 def check_probabilities(proba: Any, rows: int, classes: int, owner: str) -> np.ndarray:
     """``proba`` as a float array of shape (rows, classes) whose rows are probability
     distributions, or PluginCallError saying what ``owner``'s predict_proba got wrong."""
-    try:
-        p = np.asarray(proba, dtype=float)
-    except (TypeError, ValueError):
-        raise PluginCallError(f"{owner}: predict_proba returned {type(proba).__name__}, not an array of numbers") from None
-    if p.shape != (rows, classes):
-        raise PluginCallError(
-            f"{owner}: predict_proba returned shape {p.shape}; expected ({rows}, {classes}): one row of "
-            "class probabilities per track"
-        )
-    finite = np.isfinite(p).all(axis=1)
-    if not finite.all():
-        raise PluginCallError(
-            f"{owner}: predict_proba returned NaN or infinite probabilities for {int((~finite).sum())} of {rows} tracks"
-        )
+    p = _finite_rows(proba, rows, classes, owner, "predict_proba", "probabilities", "class probabilities")
     tol = PROBABILITY_TOLERANCE
     off = (p < -tol).any(axis=1) | (p > 1 + tol).any(axis=1) | (np.abs(p.sum(axis=1) - 1) > tol)
     if off.any():
@@ -80,18 +86,7 @@ def check_probabilities(proba: Any, rows: int, classes: int, owner: str) -> np.n
 def check_values(values: Any, rows: int, dimensions: int, owner: str) -> np.ndarray:
     """``values`` as a float array of shape (rows, dimensions) of finite numbers, or
     PluginCallError saying what ``owner``'s predict got wrong."""
-    try:
-        v = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        raise PluginCallError(f"{owner}: predict returned {type(values).__name__}, not an array of numbers") from None
-    if v.shape != (rows, dimensions):
-        raise PluginCallError(
-            f"{owner}: predict returned shape {v.shape}; expected ({rows}, {dimensions}): one row of values per track"
-        )
-    finite = np.isfinite(v).all(axis=1)
-    if not finite.all():
-        raise PluginCallError(f"{owner}: predict returned NaN or infinite values for {int((~finite).sum())} of {rows} tracks")
-    return v
+    return _finite_rows(values, rows, dimensions, owner, "predict", "values", "values")
 
 
 def check_history(history: Any, owner: str) -> list[dict]:
