@@ -238,3 +238,14 @@ def test_leaderboard_figure_marks_published_and_rerun_values(mlp_run):
     np.testing.assert_allclose(sorted(published[:, 0]), sorted(rows.loc[rows["Kind"] == "published", "Value"]))
     with pytest.raises(FigureUnavailable):
         leaderboard_figure(table, "no-such-metric")
+
+
+def test_leaderboard_figure_labels_say_which_task_and_protocol_a_dot_is(mlp_run):
+    table = leaderboard(load_registry(), [mlp_run])
+    rerun = table[(table["Metric"] == "accuracy") & (table["Kind"] != "published")]
+    # The same model on the same datasets, run again for another task.
+    other = rerun.assign(Task="arousal", Value=rerun["Value"] - 0.1)
+    fig = leaderboard_figure(pd.concat([table, other], ignore_index=True), "accuracy")
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert len(labels) == len(set(labels))
+    assert any(label.endswith(", arousal, " + rerun["Protocol"].iloc[0]) for label in labels)

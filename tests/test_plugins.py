@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from mer_bench.errors import PluginError, UnknownPluginError
+from mer_bench.errors import ConfigError, ModelError, PluginError, UnknownPluginError
 from mer_bench.executors import Resources
 from mer_bench.plugin_manager import load_plugins
+from mer_bench.task import check_model_learns
 from tests.conftest import BUILTINS, TINY_DEMO, make_distribution
 
 BROKEN = "raise ImportError('no module named tensorflow_magic')"
@@ -91,10 +92,65 @@ def test_an_object_that_breaks_the_protocol_is_reported_with_what_it_lacks(site)
     plugins = load_plugins(BUILTINS)
     errors = sorted(f.error for f in plugins.failures)
     assert len(errors) == 2
-    # object() lacks everything; the half model names only the members it is missing.
-    assert "lacks build, build_regressor, check, feature, load, name, resources, settings_model, task_kinds, which the " \
+    # object() lacks everything required; the half model names only what it misses. Members
+    # with a default (check, resources, task_kinds, build_regressor) are never required.
+    assert "lacks build, feature, load, name, settings_model, which the " \
         "ModelFactory protocol requires (subclass mer_bench.types.ModelFactory to inherit its defaults)" in errors[0]
-    assert "HalfModel" in errors[1] and "lacks build_regressor, load, resources, settings_model, task_kinds, which the ModelFactory" in errors[1]
+    assert "HalfModel" in errors[1] and "lacks load, settings_model, which the ModelFactory" in errors[1]
+
+
+DUCK_TYPED = """
+from pydantic import BaseModel
+
+from mer_bench import hookimpl
+
+
+class Nothing(BaseModel):
+    pass
+
+
+class DuckFactory:
+    # Written before tasks existed: no task_kinds, build_regressor, resources or check.
+    name = "duck"
+    feature = "logmel-stats"
+    settings_model = Nothing
+
+    def build(self, settings, n_classes, seed): ...
+
+    def load(self, folder): ...
+
+
+class Slotted:
+    __slots__ = ()
+    name = "slotted"
+    feature = "logmel-stats"
+    settings_model = Nothing
+
+    def build(self, settings, n_classes, seed): ...
+
+    def load(self, folder): ...
+
+
+@hookimpl
+def mer_bench_models():
+    return [DuckFactory(), Slotted()]
+"""
+
+
+def test_a_duck_typed_factory_gets_the_protocols_defaults(site):
+    make_distribution(site, "mer-bench-duck", "0.1", {"duck_plugin": DUCK_TYPED}, {"duck": "duck_plugin"})
+    plugins = load_plugins(BUILTINS)
+    duck = plugins.model("duck")
+    assert duck.task_kinds == ("classification",) and duck.resources == Resources(cpus=1.0, gpus=0.0, memory_gb=0.0)
+    assert duck.check(None) is None
+    with pytest.raises(ModelError, match="model 'duck' learns no regression task"):
+        duck.build_regressor(None, n_outputs=2, seed=0)
+    check_model_learns(duck, plugins.task("quadrants"))
+    with pytest.raises(ConfigError, match="model 'duck' learns classification tasks; task 'va' is a regression task"):
+        check_model_learns(duck, plugins.task("va"))
+    # An object that cannot take the defaults is reported with the members it lacks.
+    (failure,) = plugins.failures
+    assert "Slotted" in failure.error and "lacks build_regressor, check, resources, task_kinds" in failure.error
 
 
 MINIMAL = """

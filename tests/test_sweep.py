@@ -233,6 +233,12 @@ def test_bad_sweeps_are_one_clear_error(plugins, tmp_path):
     plan, configs = sweep_of(models="majority", executor="ray", executor_settings={"adress": "x"})
     with pytest.raises(ConfigError, match=r"invalid settings for executor 'ray': adress: executor 'ray' has no such setting \(its settings: address, "):
         run_sweep(plan, configs, plugins, tmp_path)
+    # A model that cannot learn the task stops the sweep before any run is prepared, even
+    # when it comes last.
+    plan, configs = sweep_of(models="majority,mean")
+    with pytest.raises(ConfigError, match="model 'mean' learns regression tasks; task 'quadrants' is a classification task"):
+        run_sweep(plan, configs, plugins, tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_the_ray_executor_says_what_to_install_without_ray(plugins, monkeypatch):

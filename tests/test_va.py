@@ -9,11 +9,13 @@ import pytest
 from mer_bench.config import build_config
 from mer_bench.errors import ConfigError, PluginCallError
 from mer_bench.figures import value_predictions
+from mer_bench.html_report import run_report_html
 from mer_bench.metrics import concordance, regression_score
 from mer_bench.pipeline import run_benchmark
 from mer_bench.plugin_manager import load_plugins
 from mer_bench.predict import predict_files
 from mer_bench.registry import load_registry
+from mer_bench.results import RunFolder
 from mer_bench.types import Scale
 from mer_bench_plugins.tasks.va import ValenceArousal
 from tests import layouts
@@ -128,6 +130,9 @@ def test_a_dataset_without_values_is_left_out_of_va_and_said_so(tmp_path):
     assert manifest["task"]["left_out"] == {"4q": "gives quadrants only, no valence or arousal values"}
     assert json.loads((run_dir / "summary.json").read_text())["datasets"] == ["emomusic"]
     assert set(pd.read_csv(run_dir / "splits.csv")["dataset"]) == {"emomusic"}
+    page = run_report_html(RunFolder(run_dir))
+    assert '<p class="subtitle">mean on emomusic:' in page
+    assert "left out 4q: gives quadrants only, no valence or arousal values" in page
 
 
 BROKEN_TASK = TINY_DEMO + """

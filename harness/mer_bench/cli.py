@@ -410,13 +410,17 @@ def _plugin_settings(pairs: tuple[str, ...], epochs: int | None, mixed_precision
 
 @cli.command()
 @click.option("--run", "run_id", required=True, help="The run whose unit models predict.")
-@click.option("--unit", type=int, help="One unit's model (default: the mean of every unit's probabilities).")
+@click.option("--unit", type=int, help="One unit's model (default: the mean over every unit's models).")
 @click.option("--runs-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_RUNS", default="runs", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.pass_obj
 def predict(state: State, run_id: str, unit: int | None, runs_dir: Path, as_json: bool, files: tuple[Path, ...]) -> None:
-    """Quadrant and class probabilities for audio FILEs, from a run's models.
+    """What a run's models predict for audio FILEs, in the run's task.
+
+    A classification task gives each file its class (its quadrant, by default) and the
+    probability of each class; a regression task (va) gives its value on each dimension
+    and the class those values imply.
 
     Exits with 1 when a file could not be used (missing, undecodable or too short).
     """

@@ -402,7 +402,12 @@ def leaderboard_figure(table: pd.DataFrame, metric: str) -> Figure:
     rows = table[table["Metric"] == metric].reset_index(drop=True)
     if rows.empty:
         raise FigureUnavailable(f"the leaderboard has no {metric} rows")
-    labels = [f"{r.System} [{r.Datasets}]" for r in rows.itertuples()]
+    # Runs of one model on one set of datasets differ by task or protocol: say which,
+    # where the plotted rows differ in them, so no two dots share a label.
+    varying = [c for c in ("Task", "Protocol") if c in rows and rows[c].nunique() > 1]
+    labels = [
+        f"{r['System']} [{r['Datasets']}]" + "".join(f", {r[c]}" for c in varying) for _, r in rows.iterrows()
+    ]
     fig = Figure(figsize=(8.0, 0.9 + 0.32 * len(rows)), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(rows))[::-1]

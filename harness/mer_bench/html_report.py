@@ -76,7 +76,11 @@ def _facts(manifest: Manifest) -> list[tuple[str, str]]:
             f"{manifest.protocol.description}; preset {config['preset']}, clips {config['clip_seconds']} s, selection "
             + ", ".join(f"{name} {policy}" for name, policy in manifest.selection.items()),
         ),
-        ("Task", f"{manifest.task.name}: {manifest.task.description}; classes {', '.join(manifest.task.classes)}"),
+        (
+            "Task",
+            f"{manifest.task.name}: {manifest.task.description}; classes {', '.join(manifest.task.classes)}"
+            + "".join(f"; left out {name}: {why}" for name, why in manifest.task.left_out.items()),
+        ),
         ("Units", "; ".join(f"{k} {label}" for k, label in zip(manifest.unit_numbers(), manifest.units))),
         ("Seeds", f"run {manifest.seed}; units {', '.join(map(str, manifest.unit_seeds))}"),
         ("Versions", ", ".join(f"{k} {v}" for k, v in sorted(manifest.versions.items()))),
@@ -110,6 +114,9 @@ def run_report_html(folder: RunFolder) -> str:
             manifest=manifest,
             manifest_json=json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True),
             summary=summary,
+            # The datasets the task kept, not the config's list: a regression task leaves out
+            # datasets without values, and _facts says which and why.
+            run_datasets=summary.datasets,
             facts=_facts(manifest),
             table3=_html_table(table3(folder)),
             regression=_html_table(regression) if regression is not None else None,

@@ -45,7 +45,17 @@ from mer_bench.task import (
     track_values,
     values_to_labels,
 )
-from mer_bench.types import QUADRANTS, ROLES, Exclusion, FoldData, ModelFactory
+from mer_bench.types import (
+    QUADRANTS,
+    ROLES,
+    EvaluationProtocol,
+    Exclusion,
+    FeatureExtractor,
+    FoldData,
+    ModelFactory,
+    Scale,
+    Task,
+)
 
 
 def unit_seed(seed: int, unit: int) -> int:
@@ -345,23 +355,36 @@ def role_counts(splits: pd.DataFrame, prepared: pd.DataFrame) -> dict[str, dict[
     return out
 
 
-def prepare_run(
-    config: RunConfig,
-    plugins: PluginSet,
-    runs_dir: Path,
-    *,
-    resume: str | None = None,
-    progress: Progress = SILENT,
-    command: list[str] | None = None,
-) -> PreparedRun:
-    """Discover, label, prepare, split into units and extract features for a new run (or one
-    being resumed), writing everything but the units and the summary into its folder."""
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run will use, checked before any data is read: its plugins, their validated
+    settings, and the datasets its task keeps (``task.left_out`` says which it left out)."""
+
+    factory: ModelFactory
+    extractor: FeatureExtractor
+    protocol: EvaluationProtocol
+    task: Task
+    record: TaskRecord
+    protocol_record: ProtocolRecord
+    datasets: list[str]
+    scales: dict[str, Scale | None]
+    model_settings: Any
+    feature_settings: Any
+    protocol_settings: Any
+
+
+def check_run(config: RunConfig, plugins: PluginSet) -> RunPlan:
+    """Every check of ``config`` that needs no data: plugin names, the model against the task,
+    each plugin's settings and ``check``, the protocol against the datasets the task keeps.
+    A sweep calls it for every run before preparing any, so that a mistake in its last run
+    stops it before hours of work on the first."""
     factory = plugins.model(config.model)
     extractor = plugins.feature(factory.feature)
     protocol = plugins.protocol(config.protocol)
     task = plugins.task(config.task)
     record = task_record(task)
     check_model_learns(factory, task)
+    check_names(config.selection, set(plugins.entries["dataset"]))
     scales = {name: plugins.dataset(name).scale for name in config.datasets}
     with_values = sorted(n for n in plugins.entries["dataset"] if plugins.dataset(n).scale is not None)
     datasets, left_out = regression_datasets(task, config.datasets, scales, with_values)
@@ -384,13 +407,34 @@ def prepare_run(
             description=protocol.describe(protocol_settings),
             measured=protocol.measured(protocol_settings),
         )
+    return RunPlan(
+        factory, extractor, protocol, task, record, protocol_record, datasets, scales,
+        model_settings, feature_settings, protocol_settings,
+    )
+
+
+def prepare_run(
+    config: RunConfig,
+    plugins: PluginSet,
+    runs_dir: Path,
+    *,
+    resume: str | None = None,
+    progress: Progress = SILENT,
+    command: list[str] | None = None,
+) -> PreparedRun:
+    """Discover, label, prepare, split into units and extract features for a new run (or one
+    being resumed), writing everything but the units and the summary into its folder."""
+    plan = check_run(config, plugins)
+    factory, extractor, protocol, task, record = plan.factory, plan.extractor, plan.protocol, plan.task, plan.record
+    datasets, scales = plan.datasets, plan.scales
+    model_settings, feature_settings = plan.model_settings, plan.feature_settings
+    protocol_settings, protocol_record = plan.protocol_settings, plan.protocol_record
     folder = RunFolder.open(runs_dir, resume) if resume else None
     if folder is not None:
         _check_resume(folder, config)
     else:
         RunFolder.check_runs_dir(runs_dir)
 
-    check_names(config.selection, set(plugins.entries["dataset"]))
     discovery = discover(plugins, datasets, config.data_dir, config.paths)
     labelled = assign_quadrants(discovery.tracks, plugins)
     scales = {name: scales[name] for name in datasets}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import types
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Protocol
@@ -132,16 +133,46 @@ class PluginSet:
         return [e for kind in KINDS for _, e in sorted(self.entries[kind].items())]
 
 
-def missing_members(obj: Any, protocol: type) -> list[str]:
-    """The attributes and methods ``protocol`` declares that ``obj`` lacks (empty when it follows it)."""
-    if isinstance(obj, protocol):
-        return []
-    members: set[str] = set()
-    for klass in protocol.__mro__:
+def _members(protocol: type) -> dict[str, Any]:
+    """Every public member ``protocol`` declares, mapped to its default (``_REQUIRED`` if none)."""
+    members: dict[str, Any] = {}
+    for klass in reversed(protocol.__mro__):
         if klass in (object, Protocol) or klass.__name__ == "Generic":
             continue
-        members |= {n for n in vars(klass) if not n.startswith("_")} | set(getattr(klass, "__annotations__", {}))
-    return sorted(m for m in members if not hasattr(obj, m))
+        for name in getattr(klass, "__annotations__", {}):
+            members.setdefault(name, _REQUIRED)
+        for name, value in vars(klass).items():
+            if name.startswith("_"):
+                continue
+            if callable(value) and not isinstance(value, type):
+                members[name] = value if getattr(value, "__mer_bench_default__", False) else _REQUIRED
+            else:
+                members[name] = value
+    return members
+
+
+_REQUIRED = object()
+
+
+def missing_members(obj: Any, protocol: type) -> list[str]:
+    """The members ``protocol`` requires (those without a default) that ``obj`` lacks."""
+    return sorted(n for n, default in _members(protocol).items() if default is _REQUIRED and not hasattr(obj, n))
+
+
+def give_defaults(obj: Any, protocol: type) -> list[str]:
+    """Set on ``obj`` the defaults of the members of ``protocol`` it lacks, so that code reading
+    them need not know whether a plugin subclassed the protocol; returns those it could not
+    set (an object with ``__slots__``)."""
+    refused = []
+    for name, default in _members(protocol).items():
+        if default is _REQUIRED or hasattr(obj, name):
+            continue
+        value = types.MethodType(default, obj) if callable(default) and not isinstance(default, type) else default
+        try:
+            setattr(obj, name, value)
+        except (AttributeError, TypeError):
+            refused.append(name)
+    return sorted(refused)
 
 
 def _builtin_source(module: str) -> PluginSource:
@@ -209,7 +240,7 @@ class _Loader:
 
     def add(self, kind: str, protocol: type, obj: Any, source: PluginSource) -> None:
         name = getattr(obj, "name", None)
-        missing = missing_members(obj, protocol)
+        missing = missing_members(obj, protocol) or give_defaults(obj, protocol)
         if missing or not isinstance(name, str) or not name:
             lacks = f"lacks {', '.join(missing)}" if missing else "has no name (a non-empty str)"
             self.fail(

@@ -23,7 +23,7 @@ from mer_bench.atomic import atomic_write
 from mer_bench.config import RunConfig, build_config, read_config_file, validate_settings
 from mer_bench.errors import ConfigError, RunError
 from mer_bench.executors import Outcome, execute
-from mer_bench.pipeline import PreparedRun, finish_run, fit_unit, prepare_run, write_unit
+from mer_bench.pipeline import PreparedRun, check_run, finish_run, fit_unit, prepare_run, write_unit
 from mer_bench.plugin_manager import PluginSet
 from mer_bench.progress import SILENT, Progress
 from mer_bench.registry import Registry
@@ -157,6 +157,8 @@ def run_sweep(
                 f"{state_path} is damaged ({type(exc).__name__}: {exc}); delete it to start this sweep's runs afresh"
             ) from None
 
+    for config in configs:
+        check_run(config, plugins)
     runs: dict[str, PreparedRun] = {}
     for config in configs:
         known = state["runs"].get(run_key(config))

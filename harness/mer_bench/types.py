@@ -37,6 +37,14 @@ TRACK_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + (
 )
 
 
+def has_default(method):
+    """Marks a protocol method whose body is its default: an object that does not define it
+    still follows the protocol, and the plugin loader gives it this default (as it gives
+    class attributes with a value). Methods without the mark must be defined."""
+    method.__mer_bench_default__ = True
+    return method
+
+
 @dataclass(frozen=True)
 class Scale:
     """The native range of a dataset's valence and arousal values."""
@@ -124,7 +132,7 @@ class DatasetLoader(Protocol):
     ``folder_names`` are the folder names accepted under the data directory besides
     ``name`` (e.g. the archive's own name). ``default_root`` returns a location to use
     when the data directory has none of them (None when the user must supply the data).
-    A class that subclasses this protocol inherits both defaults (no other names, None).
+    An object without them gets both defaults (no other names, None).
     """
 
     name: str
@@ -134,6 +142,7 @@ class DatasetLoader(Protocol):
 
     def describe(self) -> DatasetInfo: ...
 
+    @has_default
     def default_root(self) -> Path | None:
         """Where the data lies when the data directory does not hold it; None: the user supplies it."""
         return None
@@ -161,6 +170,7 @@ class FeatureExtractor(Protocol):
     name: str
     settings_model: type[BaseModel]
 
+    @has_default
     def check(self, settings: Any) -> None:
         """Raise :class:`~mer_bench.errors.FeatureError` if this feature cannot be computed here
         with ``settings`` (a library or weights file missing), before any data is read.
@@ -168,6 +178,7 @@ class FeatureExtractor(Protocol):
 
     def extract(self, clip: Clip, settings: Any) -> np.ndarray: ...
 
+    @has_default
     def finish_dataset(self, arrays: np.ndarray, settings: Any) -> np.ndarray:
         """The arrays of one dataset's clips, transformed together (a per-dataset
         normalisation); by default unchanged."""
@@ -213,9 +224,9 @@ class ModelFactory(Protocol):
 
     ``resources`` says what one unit's model needs (cores, a GPU, memory); executors that
     schedule use it. ``task_kinds`` names the kinds of :class:`Task` its models can learn
-    (:data:`TASK_KINDS`); a run of a task of another kind is refused before any work. A
-    class that subclasses this protocol inherits one core, classification, and a ``check``
-    that checks nothing.
+    (:data:`TASK_KINDS`); a run of a task of another kind is refused before any work. An
+    object without them gets one core, classification, a ``check`` that checks nothing and a
+    ``build_regressor`` that refuses.
     """
 
     name: str
@@ -224,6 +235,7 @@ class ModelFactory(Protocol):
     resources: Resources = Resources()
     task_kinds: tuple[str, ...] = ("classification",)
 
+    @has_default
     def check(self, settings: Any) -> None:
         """Raise :class:`~mer_bench.errors.ModelError` if no model can be built here with
         ``settings`` (a library or weights file missing), before any data is read.
@@ -233,6 +245,7 @@ class ModelFactory(Protocol):
         """A fresh, untrained model predicting ``n_classes`` classes (the task's), seeded with ``seed``."""
         ...
 
+    @has_default
     def build_regressor(self, settings: Any, n_outputs: int, seed: int) -> Regressor:
         """A fresh, untrained model predicting ``n_outputs`` values (a regression task's
         dimensions), seeded with ``seed``; only for factories whose ``task_kinds`` include
@@ -271,7 +284,7 @@ class Task(Protocol):
     task of a run's datasets, seed and protocol sees the same tracks in the same units; a
     regression task leaves out tracks without values first, and its units are drawn anew.
 
-    A class that subclasses this protocol inherits no dimensions, a ``describe`` that gives
+    An object without them gets no dimensions, a ``describe`` that gives
     its name, and ``values``/``label_values`` that refuse (a classification task's).
     """
 
@@ -282,6 +295,7 @@ class Task(Protocol):
     #: Regression: the predicted dimensions, in column order.
     dimensions: tuple[str, ...] = ()
 
+    @has_default
     def describe(self) -> str:
         """The task in words, for tables and the HTML report; by default its name."""
         return self.name
@@ -290,11 +304,13 @@ class Task(Protocol):
         """One class name (of :attr:`classes`) per row of ``tracks``, with the same index."""
         ...
 
+    @has_default
     def values(self, tracks: pd.DataFrame, scales: dict[str, Scale]) -> pd.DataFrame:
         """Regression: one row per row of ``tracks`` (same index), a column per dimension;
         NaN where a track has no value. ``scales`` holds each dataset's native range."""
         raise NotImplementedError(f"task {self.name!r} is not a regression task")
 
+    @has_default
     def label_values(self, values: pd.DataFrame) -> pd.Series:
         """Regression: the class (of :attr:`classes`) each row of ``values`` implies."""
         raise NotImplementedError(f"task {self.name!r} is not a regression task")
@@ -329,7 +345,7 @@ class EvaluationProtocol(Protocol):
     ``check`` runs before any data is read. ``describe`` and ``measured`` say how the run was
     evaluated, in words for tables and in the fields published results carry, so that the
     leaderboard sets a re-run beside a published number only when both were measured alike.
-    A class that subclasses this protocol inherits a ``check`` that checks nothing, a
+    An object without them gets a ``check`` that checks nothing, a
     ``describe`` that gives its name and settings, and a ``measured`` of None (like no
     published protocol).
     """
@@ -337,15 +353,18 @@ class EvaluationProtocol(Protocol):
     name: str
     settings_model: type[BaseModel]
 
+    @has_default
     def check(self, settings: Any, datasets: list[str]) -> None:
         """Raise :class:`~mer_bench.errors.ProtocolError` if this protocol cannot evaluate a
         run of ``datasets`` with ``settings`` (too few datasets); by default nothing is checked."""
 
+    @has_default
     def describe(self, settings: Any) -> str:
         """The protocol with ``settings`` in words, for tables; by default its name and settings."""
         values = ", ".join(f"{k}={v}" for k, v in settings.model_dump().items())
         return f"{self.name} ({values})" if values else self.name
 
+    @has_default
     def measured(self, settings: Any) -> Measured | None:
         """The protocol with ``settings`` in the fields of a published result
         (:class:`mer_bench.registry.Measured`), or None when no published protocol is like it."""
