@@ -198,7 +198,8 @@ def test_imagenet_weights_missing_says_which_file_to_put_where(monkeypatch, tmp_
     expected = tmp_path / "keras" / "models" / "efficientnetb3_notop.h5"
     assert str(expected) in message
     assert imagenet_weights.IMAGENET_URL in message and imagenet_weights.IMAGENET_MD5 in message
-    assert "weights=none" in message and "never downloads" in message
+    assert "weights=none" in message and "a run never downloads" in message
+    assert "run `mer-bench weights download effnetb3`" in message
     with pytest.raises(ModelError, match="not found"):
         EffNetB3Factory().check(EffNetB3Settings())
     assert not expected.exists()

@@ -150,7 +150,7 @@ def test_a_duck_typed_factory_gets_the_protocols_defaults(site):
         check_model_learns(duck, plugins.task("va"))
     # An object that cannot take the defaults is reported with the members it lacks.
     (failure,) = plugins.failures
-    assert "Slotted" in failure.error and "lacks build_regressor, check, resources, task_kinds" in failure.error
+    assert "Slotted" in failure.error and "lacks build_regressor, check, remote_weights, resources, task_kinds" in failure.error
 
 
 MINIMAL = """

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from mer_bench.errors import MerBenchError
+from mer_bench.errors import ConfigError, MerBenchError
 
 FORMAT = click.Choice(["terminal", "markdown", "csv", "latex", "json"])
 
@@ -210,6 +210,106 @@ def datasets_verify(state: State, names, datasets_, data_dir, config_file, prese
         raise click.exceptions.Exit(1)
 
 
+@datasets.command("download")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--data-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_DATA", required=True,
+              help="Folder that gets one folder per dataset (and downloads/, the archives).")
+@click.option("--yes", is_flag=True, help="Accept the terms shown without a prompt.")
+@click.option("--mirror", envvar="MER_BENCH_MIRROR", help="Fetch each file from MIRROR/<host>/<path> instead of its host.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object keyed by dataset name.")
+@click.pass_obj
+def datasets_download(state: State, names, data_dir: Path, yes: bool, mirror: str | None, as_json: bool) -> None:
+    """Fetch, check and unpack datasets into DATA_DIR, then verify them.
+
+    NAMES are dataset names or suites ('all': the paper's four), comma-separated or not.
+    Each dataset's terms are shown and accepted once. Run again after an interruption: a
+    download continues where it stopped. A dataset whose source needs a browser gets the
+    exact manual step. Exits with 1 unless every dataset ends present and verified.
+    """
+    from mer_bench.config import expand_datasets, file_setting
+    from mer_bench.dataset_download import DOWNLOADED, PRESENT, download_dataset, download_spec
+    from mer_bench.discover import find_in_data_dir
+    from mer_bench.progress import Progress
+    from mer_bench.verify import verify_datasets
+
+    registry = state.registry()
+    chosen = expand_datasets([d.strip() for d in ",".join(names).split(",") if d.strip()], registry)
+    plugins = state.plugins()
+    loaders = [plugins.dataset(name) for name in chosen]
+    specs = {loader.name: download_spec(loader) for loader in loaders}
+    fetching = [l.name for l in loaders if specs[l.name] and specs[l.name].files and not find_in_data_dir(l, data_dir)]
+    if fetching:
+        for name in fetching:
+            click.echo(f"{name}: {specs[name].terms}", err=as_json)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise ConfigError("pass --yes to accept the terms above without a prompt (standard input is not a terminal)")
+            if not click.confirm(f"Download {', '.join(fetching)} into {data_dir} on these terms?", default=False, err=True):
+                raise click.exceptions.Exit(1)
+    preset = registry.preset("paper")
+    with Progress(enabled=sys.stderr.isatty() and not as_json) as progress:
+        outcomes = [download_dataset(loader, data_dir, mirror=mirror, progress=progress) for loader in loaders]
+        ready = [o.name for o in outcomes if o.status in (DOWNLOADED, PRESENT)]
+        checks = {
+            c.name: c
+            for c in verify_datasets(
+                plugins, ready, data_dir, {}, file_setting({}, "clip_seconds", preset),
+                file_setting({}, "selection", preset), progress,
+            )
+        }
+    if as_json:
+        click.echo(json.dumps({
+            o.name: {"status": o.status, "detail": o.detail, "root": str(o.root or ""),
+                     "verify": checks[o.name].as_dict() if o.name in checks else None}
+            for o in outcomes
+        }, indent=2))
+    else:
+        import pandas as pd
+
+        from mer_bench.report import print_table
+
+        rows = [{"Dataset": o.name, "Status": o.status, "Verify": checks[o.name].status if o.name in checks else "",
+                 "Where": str(o.root or "")} for o in outcomes]
+        print_table(pd.DataFrame(rows), "terminal", f"datasets download into {data_dir}")
+        for o in outcomes:
+            click.echo(f"  {o.name}: {o.detail}")
+            for line in checks[o.name].problems if o.name in checks else []:
+                click.echo(f"  problem: {line}")
+    if len(checks) < len(outcomes) or not all(c.ok for c in checks.values()):
+        raise click.exceptions.Exit(1)
+
+
+@cli.group()
+def weights() -> None:
+    """Fetch the pre-trained weights files model plugins declare."""
+
+
+@weights.command("download")
+@click.argument("models", nargs=-1, required=True)
+@click.option("--mirror", envvar="MER_BENCH_MIRROR", help="Fetch each file from MIRROR/<host>/<path> instead of its host.")
+@click.pass_obj
+def weights_download(state: State, models: tuple[str, ...], mirror: str | None) -> None:
+    """Fetch each MODEL's weights files to where it looks for them.
+
+    Each file is checked against the checksum its plugin declares (for effnetb3, the MD5
+    Keras itself records for the ImageNet file) before it is placed; a file already there
+    and right is left alone. Runs never download: this is the one way in.
+    """
+    from mer_bench.progress import Progress
+    from mer_bench.weights_download import download_weights, remote_weights
+
+    plugins = state.plugins()
+    factories = [plugins.model(name) for name in models]
+    for factory in factories:
+        for item in remote_weights(factory):
+            if item.terms:
+                click.echo(f"{factory.name}: {item.terms}")
+    with Progress(enabled=sys.stderr.isatty()) as progress:
+        for factory in factories:
+            for outcome in download_weights(factory, mirror=mirror, progress=progress):
+                click.echo(f"{outcome.model}: {outcome.status}: {outcome.path} ({outcome.detail})")
+
+
 @cli.command()
 @click.option("--model", help="Model plugin name.")
 @click.option("--datasets", "datasets_", help="'all' (the four paper datasets) or a comma-separated list.")
@@ -380,8 +480,6 @@ def _plugin_settings(pairs: tuple[str, ...], epochs: int | None, mixed_precision
     [model.|feature.|protocol.]KEY=VALUE`` pairs and the shortcut flags (None where nothing
     was set, so the config file's stay)."""
     import tomllib
-
-    from mer_bench.errors import ConfigError
 
     tables: dict[str, dict] = {table: {} for table in SET_TARGETS.values()}
     for pair in pairs:

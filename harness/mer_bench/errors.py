@@ -83,3 +83,7 @@ class ProtocolError(MerBenchError):
 
 class ExecutorError(MerBenchError):
     """An executor cannot run jobs here (a missing library, an unreachable cluster)."""
+
+
+class DownloadError(MerBenchError):
+    """A file could not be fetched, checked or unpacked (no network, a checksum mismatch)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -18,13 +18,13 @@ class Progress:
     def __enter__(self) -> Progress:
         if self.enabled:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
             from rich.progress import Progress as RichProgress
 
             self._rich = RichProgress(
                 TextColumn("{task.description}"),
                 BarColumn(),
-                MofNCompleteColumn(),
+                _count_column(),
                 TimeElapsedColumn(),
                 console=Console(stderr=True),
                 transient=False,
@@ -48,6 +48,31 @@ class Progress:
         for item in items:
             yield item
             self._rich.advance(task)
+
+
+    def transfer(self, description: str, total: int | None, done: int = 0) -> Callable[[int], None]:
+        """A bar of bytes called ``description``, ``done`` of ``total`` already there; the
+        returned function advances it by a number of bytes."""
+        if self._rich is None:
+            return lambda n: None
+        rich, task = self._rich, self._rich.add_task(description, total=total, completed=done, bytes=True)
+        return lambda n: rich.advance(task, n)
+
+
+def _count_column():
+    """Items as "n/m", bytes (a task with ``bytes=True``) as "1.2/4.5 MB" with the speed."""
+    from rich.progress import DownloadColumn, MofNCompleteColumn, ProgressColumn, TransferSpeedColumn
+    from rich.text import Text
+
+    class Count(ProgressColumn):
+        items, size, speed = MofNCompleteColumn(), DownloadColumn(), TransferSpeedColumn()
+
+        def render(self, task):
+            if task.fields.get("bytes"):
+                return Text.assemble(self.size.render(task), " ", self.speed.render(task))
+            return self.items.render(task)
+
+    return Count()
 
 
 #: For callers that want no output (tests, library use).

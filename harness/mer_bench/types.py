@@ -125,6 +125,57 @@ class FoldData:
     uids: list[str]
 
 
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file a plugin can fetch, only when a user asks (``mer-bench datasets download``,
+    ``mer-bench weights download``); runs never open a connection.
+
+    ``source`` says where the URL (and size or checksum) was found, so a reader can check
+    it. ``size`` and the checksums are checked where given; a checksum the source does not
+    publish is left None rather than guessed. ``unpack_into`` is, for a dataset archive,
+    the folder under the dataset's folder that its contents go to ("" for the folder itself).
+    """
+
+    url: str
+    source: str
+    size: int | None = None
+    sha256: str | None = None
+    md5: str | None = None
+    unpack_into: str = ""
+
+    @property
+    def filename(self) -> str:
+        """The file's name: the last part of the URL's path."""
+        from urllib.parse import unquote, urlsplit
+
+        return unquote(urlsplit(self.url).path.rsplit("/", 1)[-1])
+
+
+@dataclass(frozen=True)
+class DatasetDownload:
+    """How a dataset is fetched: the archives that unpack into ``folder`` (a folder name the
+    loader reads under the data directory), or, where the source needs a browser (a form, a
+    cloud drive), ``manual``: what to fetch by hand and where to put it.
+
+    ``terms`` is shown before anything is fetched: the licence or terms page and what it says.
+    """
+
+    folder: str
+    terms: str
+    files: tuple[RemoteFile, ...] = ()
+    manual: str = ""
+
+
+@dataclass(frozen=True)
+class RemoteWeights:
+    """A weights file a model can fetch when asked, and ``path``, where the model looks for it.
+    ``file`` has at least one checksum: a weights file is never placed unchecked."""
+
+    file: RemoteFile
+    path: Path
+    terms: str = ""
+
+
 @runtime_checkable
 class DatasetLoader(Protocol):
     """Reads one dataset from its official unpacked layout.
@@ -132,7 +183,8 @@ class DatasetLoader(Protocol):
     ``folder_names`` are the folder names accepted under the data directory besides
     ``name`` (e.g. the archive's own name). ``default_root`` returns a location to use
     when the data directory has none of them (None when the user must supply the data).
-    An object without them gets both defaults (no other names, None).
+    ``download`` says how ``mer-bench datasets download`` fetches it (None: it cannot).
+    An object without them gets the defaults (no other names, None, None).
     """
 
     name: str
@@ -145,6 +197,12 @@ class DatasetLoader(Protocol):
     @has_default
     def default_root(self) -> Path | None:
         """Where the data lies when the data directory does not hold it; None: the user supplies it."""
+        return None
+
+    @has_default
+    def download(self) -> DatasetDownload | None:
+        """The files ``mer-bench datasets download`` fetches and unpacks into the layout
+        :meth:`load` reads, or the manual step; None when there is nothing to download."""
         return None
 
     def load(self, root: Path) -> LoadedDataset: ...
@@ -253,6 +311,12 @@ class ModelFactory(Protocol):
         from mer_bench.errors import ModelError
 
         raise ModelError(f"model {self.name!r} learns no regression task")
+
+    @has_default
+    def remote_weights(self) -> tuple[RemoteWeights, ...]:
+        """The weights files ``mer-bench weights download`` fetches for this model, each to
+        where the model looks for it; by default none."""
+        return ()
 
     def load(self, folder: Path) -> Model: ...
 

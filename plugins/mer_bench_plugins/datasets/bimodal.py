@@ -25,7 +25,7 @@ import pandas as pd
 from mer_bench import hookimpl
 from mer_bench.datafiles import child, numeric, require_columns, strip_table
 from mer_bench.errors import DatasetError
-from mer_bench.types import DatasetInfo, DatasetLoader, Exclusion, LoadedDataset, Scale
+from mer_bench.types import DatasetDownload, DatasetInfo, DatasetLoader, Exclusion, LoadedDataset, Scale
 
 NAME = "bimodal"
 SHEETS = ("MER-Audio-dataset.xlsx", "MER-Audio-dataset.xls")
@@ -41,6 +41,12 @@ INFO = DatasetInfo(
     "page before use, and cite the paper.",
     citation="R. Malheiro, R. Panda, P. Gomes, R. P. Paiva. Bi-Modal Music Emotion Recognition: Novel Lyrical "
     "Features and Dataset. MML @ ECML/PKDD 2016.",
+)
+#: No direct file URL for the Bi-Modal dataset could be checked: the download page is for a browser.
+DOWNLOAD = DatasetDownload(
+    folder="MER_bimodal_dataset",
+    terms=f"Bi-Modal Music Emotion dataset, from https://mir.dei.uc.pt/downloads.html. {INFO.license}",
+    manual="download the Bi-Modal dataset (MER_bimodal_dataset) from https://mir.dei.uc.pt/downloads.html in a browser and unpack it",
 )
 
 
@@ -124,6 +130,9 @@ class BiModal(DatasetLoader):
 
     def describe(self) -> DatasetInfo:
         return INFO
+
+    def download(self) -> DatasetDownload:
+        return DOWNLOAD
 
     def load(self, root: Path) -> LoadedDataset:
         sheet = child(root, *SHEETS)

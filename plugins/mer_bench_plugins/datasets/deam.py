@@ -36,7 +36,7 @@ import pandas as pd
 from mer_bench import hookimpl
 from mer_bench.datafiles import child, numeric, read_csv, require, require_columns
 from mer_bench.errors import DatasetError
-from mer_bench.types import DatasetInfo, DatasetLoader, Exclusion, LoadedDataset, Scale
+from mer_bench.types import DatasetDownload, DatasetInfo, DatasetLoader, Exclusion, LoadedDataset, RemoteFile, Scale
 
 NAME = "deam"
 INFO = DatasetInfo(
@@ -49,6 +49,30 @@ INFO = DatasetInfo(
     "Creative Commons licences; the annotations are free for research.",
     citation="A. Aljanaki, Y.-H. Yang, M. Soleymani. Developing a benchmark for emotional analysis of music. "
     "PLoS ONE 12(3), 2017.",
+)
+#: The two archives the dataset page links (DEAM_audio.zip holds MEMD_audio/,
+#: DEAM_Annotations.zip annotations/). The page publishes no checksums: the sizes and SHA-256
+#: are those a public project's acquisition report (2026-09-27) measured on the files it
+#: downloaded from these URLs, so a changed file on the server is reported, not unpacked.
+DOWNLOAD = DatasetDownload(
+    folder="DEAM",
+    terms=f"DEAM, from https://cvml.unige.ch/databases/DEAM/. {INFO.license}",
+    files=(
+        RemoteFile(
+            "https://cvml.unige.ch/databases/DEAM/DEAM_audio.zip",
+            source="https://cvml.unige.ch/databases/DEAM/; size and SHA-256 as measured by a third-party report",
+            size=1_343_203_527,
+            sha256="e2814325f573ade8caebc697f0efcfdf7207142b737d72558a416117ca591353",
+        ),
+        RemoteFile(
+            "https://cvml.unige.ch/databases/DEAM/DEAM_Annotations.zip",
+            source="https://cvml.unige.ch/databases/DEAM/; size and SHA-256 as measured by a third-party report",
+            size=4_735_283,
+            sha256="809b0feb4ba6196c1eda9b2b7b33b892b11fa71457cfceb0d47e832ed1a5f15f",
+        ),
+    ),
+    manual="download DEAM_audio.zip and DEAM_Annotations.zip from https://cvml.unige.ch/databases/DEAM/ in a browser "
+    "and unzip both into one folder",
 )
 SONG_LEVEL = ("annotations averaged per song", "song_level")
 FILES = ("static_annotations_averaged_songs_1_2000.csv", "static_annotations_averaged_songs_2000_2058.csv")
@@ -99,6 +123,9 @@ class Deam(DatasetLoader):
 
     def describe(self) -> DatasetInfo:
         return INFO
+
+    def download(self) -> DatasetDownload:
+        return DOWNLOAD
 
     def load(self, root: Path) -> LoadedDataset:
         audio = find_folder(root, "MEMD_audio", archive="DEAM_audio")

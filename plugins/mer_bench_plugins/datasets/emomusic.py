@@ -25,7 +25,7 @@ import pandas as pd
 from mer_bench import hookimpl
 from mer_bench.datafiles import child, numeric, read_csv, require, require_columns
 from mer_bench.errors import DatasetError
-from mer_bench.types import DatasetInfo, DatasetLoader, Exclusion, LoadedDataset, Scale
+from mer_bench.types import DatasetDownload, DatasetInfo, DatasetLoader, Exclusion, LoadedDataset, RemoteFile, Scale
 from mer_bench_plugins.datasets.deam import song_key
 
 NAME = "emomusic"
@@ -38,6 +38,22 @@ INFO = DatasetInfo(
     "ID3 copyright tag (TCOP) names its own licence.",
     citation="M. Soleymani, M. N. Caro, E. M. Schmidt, C.-Y. Sha, Y.-H. Yang. 1000 songs for emotional "
     "analysis of music. CrowdMM @ ACM Multimedia 2013.",
+)
+#: The two archives of the dataset page, as the MARBLE benchmark's download script fetches
+#: them (clips_45sec.tar.gz holds clips_45seconds/, annotations.tar.gz annotations/); the
+#: page publishes no sizes or checksums, and may ask for a form before it serves them.
+DOWNLOAD = DatasetDownload(
+    folder="emoMusic",
+    terms=f"Emotion in Music (1000 songs), from https://cvml.unige.ch/databases/emoMusic/. {INFO.license}",
+    files=tuple(
+        RemoteFile(
+            f"http://cvml.unige.ch/databases/emoMusic/{name}",
+            source="https://cvml.unige.ch/databases/emoMusic/ and the MARBLE benchmark's EMO download script",
+        )
+        for name in ("clips_45sec.tar.gz", "annotations.tar.gz")
+    ),
+    manual="open https://cvml.unige.ch/databases/emoMusic/ in a browser (it may ask for a form), download "
+    "clips_45sec.tar.gz and annotations.tar.gz and unpack both into one folder",
 )
 STATIC_COLUMNS = ["song_id", "mean_arousal", "mean_valence"]
 INFO_COLUMNS = ["song_id", "file_name", "Artist", "Song title", "Genre", "Mediaeval 2013 set"]
@@ -78,6 +94,9 @@ class EmoMusic(DatasetLoader):
 
     def describe(self) -> DatasetInfo:
         return INFO
+
+    def download(self) -> DatasetDownload:
+        return DOWNLOAD
 
     def load(self, root: Path) -> LoadedDataset:
         annotations_dir = require(root, NAME, "annotations")

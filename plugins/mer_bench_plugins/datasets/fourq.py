@@ -22,7 +22,7 @@ import pandas as pd
 from mer_bench import hookimpl
 from mer_bench.datafiles import child, read_csv, require, require_columns
 from mer_bench.errors import DatasetError
-from mer_bench.types import DatasetInfo, DatasetLoader, Exclusion, LoadedDataset
+from mer_bench.types import DatasetDownload, DatasetInfo, DatasetLoader, Exclusion, LoadedDataset, RemoteFile
 
 NAME = "4q"
 ANNOTATIONS = "panda_dataset_taffc_annotations.csv"
@@ -37,6 +37,20 @@ INFO = DatasetInfo(
     "page before use, and cite the paper.",
     citation="R. Panda, R. Malheiro, R. P. Paiva. Novel Audio Features for Music Emotion Recognition. "
     "IEEE Transactions on Affective Computing 11(4), 2020 (online 2018).",
+)
+#: The zip the download page links (it unpacks into MER_audio_taffc_dataset/); the page
+#: publishes no size or checksum.
+DOWNLOAD = DatasetDownload(
+    folder="MER_audio_taffc_dataset",
+    terms=f"4Q audio emotion dataset, from https://mir.dei.uc.pt/downloads.html. {INFO.license}",
+    files=(
+        RemoteFile(
+            "http://mir.dei.uc.pt/resources/MER_audio_taffc_dataset.zip",
+            source="linked from https://mir.dei.uc.pt/downloads.html (4QAED); the same URL is in public projects' "
+            "READMEs that use the dataset",
+        ),
+    ),
+    manual="download MER_audio_taffc_dataset.zip from https://mir.dei.uc.pt/downloads.html in a browser and unzip it",
 )
 
 
@@ -93,6 +107,9 @@ class FourQ(DatasetLoader):
 
     def describe(self) -> DatasetInfo:
         return INFO
+
+    def download(self) -> DatasetDownload:
+        return DOWNLOAD
 
     def load(self, root: Path) -> LoadedDataset:
         annotations = load_annotations(require(root, NAME, ANNOTATIONS))

@@ -25,7 +25,7 @@ import pandas as pd
 from mer_bench import hookimpl
 from mer_bench.datafiles import child, numeric, read_csv, require, require_columns
 from mer_bench.errors import DatasetError
-from mer_bench.types import DatasetInfo, DatasetLoader, Exclusion, LoadedDataset, Scale
+from mer_bench.types import DatasetDownload, DatasetInfo, DatasetLoader, Exclusion, LoadedDataset, Scale
 
 NAME = "pmemo"
 INFO = DatasetInfo(
@@ -36,6 +36,13 @@ INFO = DatasetInfo(
     "full songs are not included because of copyright; no licence text was found.",
     citation="K. Zhang, H. Zhang, S. Li, C. Yang, L. Sun. The PMEmo Dataset for Music Emotion Recognition. "
     "ICMR 2018.",
+)
+#: PMEmo2019 is shared through cloud drive folders: a browser's work.
+DOWNLOAD = DatasetDownload(
+    folder="PMEmo2019",
+    terms=f"PMEmo, from https://github.com/HuiZhangDB/PMEmo. {INFO.license}",
+    manual="PMEmo2019 is shared through Google Drive folders linked from https://github.com/HuiZhangDB/PMEmo and the "
+    "NEXT lab's PMEmo page: download PMEmo2019 (chorus/, metadata.csv, annotations/) in a browser and unpack it",
 )
 AROUSAL, VALENCE = "Arousal(mean)", "Valence(mean)"
 
@@ -74,6 +81,9 @@ class PMEmo(DatasetLoader):
 
     def describe(self) -> DatasetInfo:
         return INFO
+
+    def download(self) -> DatasetDownload:
+        return DOWNLOAD
 
     def load(self, root: Path) -> LoadedDataset:
         refuse_2018_layout(root)

@@ -32,8 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from mer_bench import hookimpl
 from mer_bench.errors import ModelError
 from mer_bench.executors import Resources
-from mer_bench.types import FoldData, ModelFactory
-from mer_bench_plugins.models.imagenet_weights import WeightsSource, resolve_weights
+from mer_bench.types import FoldData, ModelFactory, RemoteWeights
+from mer_bench_plugins.models.imagenet_weights import WeightsSource, imagenet_remote, resolve_weights
 from mer_bench_plugins.models.keras_classifier import (
     Output,
     check_tensorflow,
@@ -320,6 +320,10 @@ class EffNetB3Factory(ModelFactory):
 
     def build_regressor(self, settings: EffNetB3Settings, n_outputs: int, seed: int) -> EffNetB3:
         return EffNetB3(settings, Output(True, n_outputs), seed)
+
+    def remote_weights(self) -> tuple[RemoteWeights, ...]:
+        """Keras' ImageNet file, fetched to the Keras cache where ``weights = "imagenet"`` finds it."""
+        return (imagenet_remote(),)
 
     def load(self, folder: Path) -> EffNetB3:
         meta, network = read_saved(NAME, folder, "effnetb3.json")

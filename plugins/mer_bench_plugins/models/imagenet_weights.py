@@ -3,7 +3,8 @@
 Keras downloads ``efficientnetb3_notop.h5`` into ``$KERAS_HOME/models`` on first use and,
 when a file there has the wrong hash and the download fails, deletes it. mer-bench never
 lets Keras near the network or a user's file: it locates and checks the file itself, then
-loads it into a network it built (see :mod:`mer_bench_plugins.models.effnetb3`).
+loads it into a network it built (see :mod:`mer_bench_plugins.models.effnetb3`). The file
+is fetched only by ``mer-bench weights download effnetb3`` (:func:`imagenet_remote`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mer_bench.errors import ModelError
+from mer_bench.types import RemoteFile, RemoteWeights
 
 #: The file Keras' ``EfficientNetB3(include_top=False, weights="imagenet")`` loads.
 IMAGENET_FILE = "efficientnetb3_notop.h5"
@@ -50,6 +52,21 @@ def imagenet_file() -> Path:
     return keras_home() / "models" / IMAGENET_FILE
 
 
+def imagenet_remote() -> RemoteWeights:
+    """The ImageNet file as ``mer-bench weights download effnetb3`` fetches it: from Keras'
+    own URL, checked against Keras' own MD5, to where :func:`resolve_weights` looks."""
+    return RemoteWeights(
+        RemoteFile(
+            IMAGENET_URL,
+            source="Keras' record: keras/src/applications/efficientnet.py, BASE_WEIGHTS_PATH and WEIGHTS_HASHES['b3']",
+            md5=IMAGENET_MD5,
+        ),
+        imagenet_file(),
+        terms="EfficientNetB3 ImageNet weights as Keras Applications publishes them (https://keras.io/api/applications/); "
+        "they were trained on ImageNet: check its terms of use (https://image-net.org/download) for yours",
+    )
+
+
 def md5(path: Path) -> str:
     """The MD5 hex digest of a file, read in 1 MiB blocks."""
     digest = hashlib.md5()
@@ -61,7 +78,8 @@ def md5(path: Path) -> str:
 
 def _how_to_get(where: Path) -> str:
     return (
-        f"download {IMAGENET_URL} (MD5 {IMAGENET_MD5}) on a machine with network access and put it at {where} "
+        f"run `mer-bench weights download effnetb3` on a machine with network access, or download {IMAGENET_URL} "
+        f"(MD5 {IMAGENET_MD5}) and put it at {where} "
         "(or set KERAS_HOME to the folder above models/), pass weights=PATH to use a copy elsewhere, "
         "or weights=none to train from random initialisation"
     )
@@ -80,7 +98,7 @@ def resolve_weights(value: str) -> WeightsSource:
     if value == "imagenet":
         where = imagenet_file()
         if not where.is_file():
-            raise ModelError(f"EfficientNetB3 ImageNet weights not found at {where}; mer-bench never downloads: " + _how_to_get(where))
+            raise ModelError(f"EfficientNetB3 ImageNet weights not found at {where}; a run never downloads: " + _how_to_get(where))
         found = md5(where)
         if found != IMAGENET_MD5:
             raise ModelError(
