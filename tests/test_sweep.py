@@ -269,7 +269,7 @@ def test_sweep_through_the_cli_prints_the_leaderboard_and_fails_loudly(tiny_site
     ]
     (state,) = (runs / "sweeps").iterdir()
     assert sorted(json.loads(state.read_text())["runs"]) == [
-        "chance/cv", "chance/holdout-kfold", "majority/cv", "majority/holdout-kfold"
+        "chance/cv/quadrants", "chance/holdout-kfold/quadrants", "majority/cv/quadrants", "majority/holdout-kfold/quadrants"
     ]
     bad = run_cli("sweep", "--models", "majority", "--datasets", "demo-tiny", "--executor", "ray", "--address",
                   "127.0.0.1:1", "--runs-dir", str(runs), site=tiny_site)
@@ -278,3 +278,23 @@ def test_sweep_through_the_cli_prints_the_leaderboard_and_fails_loudly(tiny_site
         "error: cannot reach Ray at 127.0.0.1:1: Connection refused; start the head node with 'ray start --head' "
         "(docs/scaling.md) or leave out --address for a local instance"
     )
+
+
+def test_a_sweep_over_tasks_runs_each_model_on_the_tasks_it_learns(plugins, tmp_path):
+    plan, configs = sweep_of(models="majority,mean", tasks="quadrants,va")
+    assert [(c.model, c.task) for c in configs] == [
+        ("majority", "quadrants"), ("mean", "quadrants"), ("majority", "va"), ("mean", "va"),
+    ]
+    result = run_sweep(plan, configs, plugins, tmp_path / "runs")
+    assert sorted((f.summary().model, f.summary().task.name) for f in result.finished) == [
+        ("majority", "quadrants"), ("mean", "va"),
+    ]
+    assert result.skipped == [
+        "mean / quadrants: not run, quadrants is a classification task and mean learns regression tasks",
+        "majority / va: not run, va is a regression task and majority learns classification tasks",
+    ]
+    # Run again: both runs are found under their task's key, and nothing is fitted anew.
+    again = run_sweep(plan, configs, plugins, tmp_path / "runs")
+    assert sorted(f.path for f in again.finished) == sorted(f.path for f in result.finished)
+    with pytest.raises(ConfigError, match=r"model\(s\) mean learn none of the sweep's tasks \(arousal, quadrants\)"):
+        run_sweep(*sweep_of(models="majority,mean", tasks="quadrants,arousal"), plugins, tmp_path / "runs")

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mer_bench import report as reports
 from mer_bench.config import build_config
 from mer_bench.errors import ConfigError, PluginCallError
 from mer_bench.figures import value_predictions
@@ -84,7 +85,20 @@ def test_va_learns_values_well_above_the_mean_floor_and_reports_them(tiny_plugin
         "uid", "true", "predicted", "true_valence", "true_arousal", "pred_valence", "pred_arousal",
     ]
     assert predictions[["true_valence", "true_arousal"]].abs().le(1).all().all()
-    assert summary["test_set"] is None  # no probabilities to average into a fold ensemble
+    # Every fold predicted the same test tracks: the fold ensemble averages their values.
+    held = summary["test_set"]["regression"]["arousal"]
+    assert held["r2_mean_over_folds"]["value"] == pytest.approx(regression["arousal"]["r2"]["mean"])
+    every = pd.concat(pd.read_csv(learnt.path / f"unit-{k}" / "predictions.csv") for k in range(1, 6))
+    mean = every.groupby("uid")[["true_arousal", "pred_arousal"]].mean()
+    from sklearn.metrics import r2_score
+
+    assert held["ensemble_r2"]["value"] == pytest.approx(r2_score(mean["true_arousal"], mean["pred_arousal"]))
+    for figure in (held["r2_mean_over_folds"], held["ensemble_r2"]):
+        low, high = figure["interval"]
+        assert low < figure["value"] < high
+    table, title = reports.test_set_table(learnt)
+    assert "R² arousal" in table.columns and "classes the values imply" in title
+    assert table["Figure"].tolist()[1] == "Fold ensemble (mean of the fold models' values)"
     report = json.loads(run_cli("report", learnt.run_id, "--runs-dir", str(runs), "--format", "json").stdout)
     assert set(report["regression"]) == {"valence", "arousal"}
     assert report["regression"]["arousal"]["r2"]["mean"] == pytest.approx(regression["arousal"]["r2"]["mean"])

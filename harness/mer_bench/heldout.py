@@ -5,10 +5,15 @@ not five times as many independent observations. What a test set of n tracks can
 apart is judged per track: the fold ensemble (the mean of the fold models' probabilities
 for each track) is one prediction per track, and a bootstrap that resamples tracks gives
 an interval for the test accuracy, both the paper's mean over folds and the ensemble's.
+
+A regression task's fold ensemble is the mean of the fold models' values per track; its R²
+per dimension gets the same kind of interval, and its accuracy is that of the classes its
+mean values imply.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -36,15 +41,47 @@ def _macro_f1(true: pd.Series, predicted: pd.Series, classes: tuple[str, ...] | 
     return float(f1_score(true, predicted, labels=list(classes), average="macro", zero_division=0))
 
 
+def value_ensemble(predictions: pd.DataFrame, dimensions: tuple[str, ...] | list[str]) -> pd.DataFrame:
+    """One row per test track (``uid``, in order): its ``true`` class, and per dimension its
+    true value (``true_<d>``) and the mean of the fold models' predicted values (``pred_<d>``)."""
+    columns = [f"{kind}_{d}" for d in dimensions for kind in ("true", "pred")]
+    grouped = predictions.groupby("uid", sort=True)
+    return grouped[columns].mean().assign(true=grouped["true"].first()).reset_index()
+
+
+def _r2(true: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """R² along the last axis (as scikit-learn's r2_score, row by row)."""
+    residual = ((true - predicted) ** 2).sum(axis=-1)
+    total = ((true - true.mean(axis=-1, keepdims=True)) ** 2).sum(axis=-1)
+    return 1 - residual / np.where(total == 0, np.nan, total)
+
+
 def heldout_summary(
-    predictions: pd.DataFrame, classes: tuple[str, ...] | list[str], *, resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+    predictions: pd.DataFrame,
+    classes: tuple[str, ...] | list[str],
+    *,
+    dimensions: tuple[str, ...] | list[str] = (),
+    label_values: Callable[[np.ndarray], list[str]] | None = None,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """The figures of a run's test set: its size, the accuracy as a mean over folds (the
     paper's figure) and of the fold ensemble, each with a ``confidence`` bootstrap interval
     over test tracks (``resamples`` resamples drawn with ``seed``), and the ensemble's macro F1.
+
+    For a regression task (``dimensions``, and ``label_values`` turning an (n, d) array of
+    values into classes) the ensemble averages values, not probabilities, and ``regression``
+    gives per dimension the R² as a mean over folds and of the ensemble, each with its
+    interval, and the ensemble's CCC and RMSE.
     """
     right = (predictions["predicted"] == predictions["true"]).groupby(predictions["uid"], sort=True).mean()
-    ensemble = fold_ensemble(predictions, classes)
+    if dimensions:
+        ensemble = value_ensemble(predictions, dimensions)
+        values = ensemble[[f"pred_{d}" for d in dimensions]].to_numpy(dtype=float)
+        ensemble = ensemble.assign(predicted=label_values(values))
+    else:
+        ensemble = fold_ensemble(predictions, classes)
     ensemble_right = (ensemble["predicted"] == ensemble["true"]).to_numpy(dtype=float)
     # Each fold predicted every test track once, so the mean over folds of each fold's
     # accuracy is the mean over tracks of the share of folds that got the track right.
@@ -56,7 +93,7 @@ def heldout_summary(
         means = values[picks].mean(axis=1)
         return [float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))]
 
-    return {
+    out = {
         "tracks": int(len(per_track)),
         "confidence": confidence,
         "resamples": resamples,
@@ -67,3 +104,40 @@ def heldout_summary(
             "macro_f1": _macro_f1(ensemble["true"], ensemble["predicted"], classes),
         },
     }
+    if dimensions:
+        out["regression"] = _regression_heldout(predictions, ensemble, dimensions, picks, tail)
+    return out
+
+
+def _regression_heldout(
+    predictions: pd.DataFrame, ensemble: pd.DataFrame, dimensions, picks: np.ndarray, tail: float
+) -> dict[str, dict[str, Any]]:
+    """Per dimension: R² as the mean over folds and of the fold ensemble, each with a bootstrap
+    interval over the test tracks of ``picks`` (uid order), and the ensemble's CCC and RMSE."""
+    from mer_bench.metrics import regression_score
+
+    def interval(r2_per_resample: np.ndarray) -> list[float]:
+        return [float(np.nanquantile(r2_per_resample, tail)), float(np.nanquantile(r2_per_resample, 1 - tail))]
+
+    scores = regression_score(
+        ensemble[[f"true_{d}" for d in dimensions]].to_numpy(dtype=float),
+        ensemble[[f"pred_{d}" for d in dimensions]].to_numpy(dtype=float),
+        tuple(dimensions),
+    )
+    out = {}
+    for d in dimensions:
+        # One column per fold, one row per test track, both in order.
+        folds = predictions.pivot(index="uid", columns="unit", values=f"pred_{d}").sort_index().to_numpy(dtype=float)
+        true = ensemble[f"true_{d}"].to_numpy(dtype=float)
+        mean = ensemble[f"pred_{d}"].to_numpy(dtype=float)
+        per_fold = _r2(true[picks][:, None, :], folds.T[:, picks].transpose(1, 0, 2))  # (resamples, folds)
+        out[d] = {
+            "r2_mean_over_folds": {
+                "value": float(_r2(true, folds.T).mean()),
+                "interval": interval(per_fold.mean(axis=1)),
+            },
+            "ensemble_r2": {"value": scores[d]["r2"], "interval": interval(_r2(true[picks], mean[picks]))},
+            "ensemble_ccc": scores[d]["ccc"],
+            "ensemble_rmse": scores[d]["rmse"],
+        }
+    return out

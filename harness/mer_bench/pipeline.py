@@ -421,10 +421,12 @@ def prepare_run(
     resume: str | None = None,
     progress: Progress = SILENT,
     command: list[str] | None = None,
+    plan: RunPlan | None = None,
 ) -> PreparedRun:
     """Discover, label, prepare, split into units and extract features for a new run (or one
-    being resumed), writing everything but the units and the summary into its folder."""
-    plan = check_run(config, plugins)
+    being resumed), writing everything but the units and the summary into its folder.
+    ``plan`` is :func:`check_run`'s for ``config`` when the caller has it already."""
+    plan = plan or check_run(config, plugins)
     factory, extractor, protocol, task, record = plan.factory, plan.extractor, plan.protocol, plan.task, plan.record
     datasets, scales = plan.datasets, plan.scales
     model_settings, feature_settings = plan.model_settings, plan.feature_settings
@@ -563,9 +565,14 @@ def finish_run(run: PreparedRun) -> RunFolder:
         # Figures whose unit is a test track: the fold ensemble and bootstrap intervals, where
         # every unit predicted the same tracks.
         test_set=(
-            heldout_summary(folder.unit_predictions(run.units), run.task.classes, seed=config.seed)
-            # A regressor's predictions have no class probabilities to average.
-            if shares_one_test_set(run.splits) and run.values is None
+            heldout_summary(
+                folder.unit_predictions(run.units),
+                run.task.classes,
+                dimensions=run.task.dimensions if run.values else (),
+                label_values=lambda values: values_to_labels(run.task_plugin, values),
+                seed=config.seed,
+            )
+            if shares_one_test_set(run.splits)
             else None
         ),
     )

@@ -62,27 +62,31 @@ def test_set_table(folder: RunFolder) -> tuple[pd.DataFrame, str] | None:
     def span(interval: list[float]) -> str:
         return f"{interval[0]:.3f} to {interval[1]:.3f}"
 
-    table = pd.DataFrame(
-        [
-            {
-                "Figure": "Mean over folds (the paper's; Table 3 All Folds)",
-                "Accuracy": held.accuracy_mean_over_folds.value,
-                f"Accuracy {level} interval": span(held.accuracy_mean_over_folds.interval),
-                "F1-score (macro)": summary.metrics.macro_f1.mean,
-            },
-            {
-                "Figure": "Fold ensemble (mean of the fold models' probabilities)",
-                "Accuracy": held.fold_ensemble.accuracy,
-                f"Accuracy {level} interval": span(held.fold_ensemble.accuracy_interval),
-                "F1-score (macro)": held.fold_ensemble.macro_f1,
-            },
-        ]
-    )
+    averaged = "values" if held.regression else "probabilities"
+    rows = [
+        {
+            "Figure": "Mean over folds (the paper's; Table 3 All Folds)",
+            "Accuracy": held.accuracy_mean_over_folds.value,
+            f"Accuracy {level} interval": span(held.accuracy_mean_over_folds.interval),
+            "F1-score (macro)": summary.metrics.macro_f1.mean,
+        },
+        {
+            "Figure": f"Fold ensemble (mean of the fold models' {averaged})",
+            "Accuracy": held.fold_ensemble.accuracy,
+            f"Accuracy {level} interval": span(held.fold_ensemble.accuracy_interval),
+            "F1-score (macro)": held.fold_ensemble.macro_f1,
+        },
+    ]
+    for dimension, figures in (held.regression or {}).items():
+        for row, r2 in zip(rows, (figures.r2_mean_over_folds, figures.ensemble_r2)):
+            row[f"R² {dimension}"] = r2.value
+            row[f"R² {dimension} {level} interval"] = span(r2.interval)
+    implied = " (accuracy and F1 of the classes the values imply)" if held.regression else ""
     title = (
-        f"The test set: {held.tracks} tracks, each predicted by every fold's model "
+        f"The test set: {held.tracks} tracks, each predicted by every fold's model{implied} "
         f"({level} intervals: bootstrap over test tracks, {held.resamples} resamples)"
     )
-    return table, title
+    return pd.DataFrame(rows), title
 
 
 def table4(folder: RunFolder) -> pd.DataFrame:

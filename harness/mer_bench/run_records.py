@@ -185,14 +185,26 @@ class Ensemble(Record):
     macro_f1: float
 
 
+class DimensionHeldOut(Record):
+    """A regression dimension on the shared test set (mer_bench.heldout)."""
+
+    r2_mean_over_folds: Interval
+    ensemble_r2: Interval
+    ensemble_ccc: float
+    ensemble_rmse: float
+
+
 class HeldOut(Record):
-    """Figures of a test set every unit shares, whose unit is a test track (mer_bench.heldout)."""
+    """Figures of a test set every unit shares, whose unit is a test track (mer_bench.heldout).
+    For a regression task the accuracies are of the classes the values imply, and
+    ``regression`` holds each dimension's figures."""
 
     tracks: int
     confidence: float
     resamples: int
     accuracy_mean_over_folds: Interval
     fold_ensemble: Ensemble
+    regression: dict[str, DimensionHeldOut] | None = None
 
 
 class Summary(Record):

@@ -1,5 +1,5 @@
-"""A benchmark grid: several models, under one or several protocols, on the same datasets,
-every unit job of every run scheduled together by one executor, resumable, with the run
+"""A benchmark grid: several models, under one or several protocols, for one or several
+tasks, on the same datasets, every unit job of every run scheduled together by one executor, resumable, with the run
 folders as the only output.
 
 The driver prepares each run here (discover to features, through the shared cache), then
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from mer_bench.progress import SILENT, Progress
 from mer_bench.registry import Registry
 from mer_bench.results import RunFolder
 
-SWEEP_KEYS = ("models", "protocols", "executor", "executor_settings", "retries", "model_settings")
+SWEEP_KEYS = ("models", "protocols", "tasks", "executor", "executor_settings", "retries", "model_settings")
 
 
 class SweepConfig(BaseModel):
@@ -40,6 +40,9 @@ class SweepConfig(BaseModel):
     models: list[str] = Field(min_length=1)
     #: Protocol names; every model runs under each. Empty: the run's (preset's) protocol.
     protocols: list[str] = Field(default_factory=list)
+    #: Task names; every model runs each task it can learn (a pair it cannot is skipped and
+    #: reported). Empty: the run's task (``quadrants`` unless the run table names one).
+    tasks: list[str] = Field(default_factory=list)
     executor: str = "local"
     executor_settings: dict[str, Any] = Field(default_factory=dict)
     #: How many more times a failed unit job is run before it is reported.
@@ -52,7 +55,7 @@ class SweepConfig(BaseModel):
     #: Model settings by model name.
     model_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
-    @field_validator("models", "protocols")
+    @field_validator("models", "protocols", "tasks")
     @classmethod
     def _unique(cls, names: list[str], info: ValidationInfo) -> list[str]:
         repeated = sorted({m for m in names if names.count(m) > 1})
@@ -70,12 +73,12 @@ def build_sweep(registry: Registry, overrides: dict[str, Any], config_file: Path
     given = {k: v for k, v in overrides.items() if v is not None}
     merged = {**values, **given}
     merged["executor_settings"] = {**values.get("executor_settings", {}), **given.get("executor_settings", {})}
-    for key in ("models", "protocols"):
+    for key in ("models", "protocols", "tasks"):
         if isinstance(merged.get(key), str):
             merged[key] = [m.strip() for m in merged[key].split(",") if m.strip()]
     sweep_values = {k: merged[k] for k in SWEEP_KEYS if k in merged}
     sweep_values["run"] = {k: v for k, v in merged.items() if k not in SWEEP_KEYS}
-    for one, many in (("model", "models"), ("protocol", "protocols")):
+    for one, many in (("model", "models"), ("protocol", "protocols"), ("task", "tasks")):
         if one in sweep_values["run"]:
             raise ConfigError(f"a sweep names its {many} with '{many}', not '{one}'")
     try:
@@ -86,15 +89,41 @@ def build_sweep(registry: Registry, overrides: dict[str, Any], config_file: Path
 
 
 def run_configs(registry: Registry, sweep: SweepConfig) -> list[RunConfig]:
-    """One run config per model and protocol, each built as ``mer-bench run`` would build it."""
+    """One run config per task, protocol and model, each built as ``mer-bench run`` would build it."""
     configs = []
-    for protocol in sweep.protocols or [None]:
-        for model in sweep.models:
-            values = {**sweep.run, "model": model, "protocol": protocol, "model_settings": sweep.model_settings.get(model, {})}
-            if protocol is not None:
-                values["protocol_settings"] = _settings_of(sweep.run.get("protocol_settings", {}), protocol, sweep.protocols)
-            configs.append(build_config(registry, values))
+    for task in sweep.tasks or [None]:
+        for protocol in sweep.protocols or [None]:
+            for model in sweep.models:
+                values = {**sweep.run, "model": model, "protocol": protocol, "model_settings": sweep.model_settings.get(model, {})}
+                if task is not None:
+                    values["task"] = task
+                if protocol is not None:
+                    values["protocol_settings"] = _settings_of(sweep.run.get("protocol_settings", {}), protocol, sweep.protocols)
+                configs.append(build_config(registry, values))
     return configs
+
+
+def learnable(configs: list[RunConfig], plugins: PluginSet) -> tuple[list[RunConfig], list[str]]:
+    """The runs whose model can learn their task, and a line for each run left out because it
+    cannot, when the sweep's runs have several tasks; with one task such a run is kept (and
+    refused by :func:`check_run`, with its reason). A model that learns none of the tasks is
+    a ConfigError: nothing of it would run."""
+    if len({c.task for c in configs}) < 2:
+        return configs, []
+    kept, skipped = [], []
+    for config in configs:
+        factory, task = plugins.model(config.model), plugins.task(config.task)
+        if task.kind in tuple(factory.task_kinds):
+            kept.append(config)
+        else:
+            skipped.append(
+                f"{config.model} / {config.task}: not run, {config.task} is a {task.kind} task and {config.model} "
+                f"learns {', '.join(factory.task_kinds)} tasks"
+            )
+    idle = sorted({c.model for c in configs} - {c.model for c in kept})
+    if idle:
+        raise ConfigError(f"model(s) {', '.join(idle)} learn none of the sweep's tasks ({', '.join(sorted({c.task for c in configs}))})")
+    return kept, skipped
 
 
 def _settings_of(tables: dict[str, Any], protocol: str, protocols: list[str]) -> dict[str, Any]:
@@ -112,8 +141,8 @@ def _settings_of(tables: dict[str, Any], protocol: str, protocols: list[str]) ->
 
 
 def run_key(config: RunConfig) -> str:
-    """A run's key in the sweep's state file: its model, and its protocol."""
-    return f"{config.model}/{config.protocol}"
+    """A run's key in the sweep's state file: its model, protocol and task."""
+    return f"{config.model}/{config.protocol}/{config.task}"
 
 
 def sweep_id(configs: list[RunConfig]) -> str:
@@ -124,12 +153,14 @@ def sweep_id(configs: list[RunConfig]) -> str:
 
 @dataclass
 class SweepResult:
-    """A sweep's finished runs, its unfinished ones, and the unit jobs that failed every attempt."""
+    """A sweep's finished runs, its unfinished ones, the unit jobs that failed every attempt,
+    and a line for each model and task pair it did not run (the model cannot learn the task)."""
 
     sweep_id: str
     finished: list[RunFolder]
     unfinished: list[RunFolder]
     failures: list[Outcome]
+    skipped: list[str] = field(default_factory=list)
 
 
 def run_sweep(
@@ -145,6 +176,7 @@ def run_sweep(
     executor = plugins.executor(sweep.executor)
     settings = validate_settings(executor.settings_model, sweep.executor_settings, f"executor {executor.name!r}")
     executor.check(settings)
+    configs, skipped = learnable(configs, plugins)
     identity = sweep_id(configs)
     state_path = Path(runs_dir) / "sweeps" / f"{identity}.json"
     state = {"sweep_id": identity, "runs": {}}
@@ -157,13 +189,13 @@ def run_sweep(
                 f"{state_path} is damaged ({type(exc).__name__}: {exc}); delete it to start this sweep's runs afresh"
             ) from None
 
-    for config in configs:
-        check_run(config, plugins)
+    plans = [check_run(config, plugins) for config in configs]
     runs: dict[str, PreparedRun] = {}
-    for config in configs:
-        known = state["runs"].get(run_key(config))
+    for config, plan in zip(configs, plans):
+        # Sweeps before tasks keyed runs by model and protocol alone (one task per sweep id).
+        known = state["runs"].get(run_key(config)) or state["runs"].get(f"{config.model}/{config.protocol}")
         resume = known if known and (Path(runs_dir) / known / "manifest.json").is_file() else None
-        run = prepare_run(config, plugins, runs_dir, resume=resume, progress=progress, command=command)
+        run = prepare_run(config, plugins, runs_dir, resume=resume, progress=progress, command=command, plan=plan)
         runs[run.folder.run_id] = run
         # Recorded at once, so that an interrupted sweep finds this run again.
         state["runs"][run_key(config)] = run.folder.run_id
@@ -182,4 +214,4 @@ def run_sweep(
     failed_runs = {o.job.run_id for o in failures}
     finished = [finish_run(run) for run_id, run in runs.items() if run_id not in failed_runs]
     unfinished = [run.folder for run_id, run in runs.items() if run_id in failed_runs]
-    return SweepResult(identity, finished, unfinished, failures)
+    return SweepResult(identity, finished, unfinished, failures, skipped)
