@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,24 @@ def mer_bench_datasets():
 @pytest.fixture(scope="session")
 def cache_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
+
+
+#: Hosts a test may connect to: the loopback interface, where tests serve their own files.
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Tests never open a connection beyond this machine: a TCP connect elsewhere fails the test.
+    (UDP "connects", which send nothing, stay allowed: Ray finds its own address that way.)"""
+    real = socket.socket.connect
+
+    def connect(sock, address):
+        if sock.type == socket.SOCK_STREAM and isinstance(address, tuple) and address[0] not in LOOPBACK:
+            raise AssertionError(f"a test tried to connect to {address}: tests never leave the loopback interface")
+        return real(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
 
 
 @pytest.fixture(autouse=True)

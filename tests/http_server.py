@@ -18,6 +18,12 @@ class Served:
     ranges: bool = True
     #: Path -> bytes to send before dropping the connection, once (then it is removed).
     cut_once: dict[str, int] = field(default_factory=dict)
+    #: Answer a range request with a part that starts at byte 0 (a broken server).
+    range_from_zero: bool = False
+    #: Path -> Content-Type (default application/octet-stream).
+    content_types: dict[str, str] = field(default_factory=dict)
+    #: Paths served without Content-Length, the end marked by closing the connection.
+    no_length: set[str] = field(default_factory=set)
     #: (path, Range header or None) of every GET, in order.
     requests: list[tuple[str, str | None]] = field(default_factory=list)
 
@@ -46,11 +52,15 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
+            if served.range_from_zero:
+                start = 0
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
         else:
             self.send_response(200)
-        self.send_header("Content-Length", str(len(body) - start))
+        self.send_header("Content-Type", served.content_types.get(self.path, "application/octet-stream"))
+        if self.path not in served.no_length:
+            self.send_header("Content-Length", str(len(body) - start))
         self.end_headers()
         cut = served.cut_once.pop(self.path, None)
         self.wfile.write(body[start:] if cut is None else body[start : start + cut])

@@ -19,9 +19,10 @@ from click.testing import CliRunner
 import mer_bench_plugins.datasets.deam as deam_plugin
 from mer_bench.cli import cli
 from mer_bench.dataset_download import DOWNLOADED, FAILED, MANUAL, PRESENT, download_dataset
-from mer_bench.download import unpack
+from mer_bench.download import fetch, unpack
 from mer_bench.errors import DownloadError
 from mer_bench.plugin_manager import load_plugins
+from mer_bench.types import RemoteFile
 from mer_bench_plugins.models import imagenet_weights
 from mer_bench_plugins.models.imagenet_weights import resolve_weights
 from tests import layouts
@@ -211,7 +212,7 @@ def test_without_network_every_download_command_fails_at_once_naming_the_host(tm
     assert datasets.returncode == 1
     assert f"4q: could not reach {nowhere[7:]} (" in datasets.stdout and "no network, or the host is down" in datasets.stdout
     assert "bimodal: download the Bi-Modal dataset (MER_bimodal_dataset) from https://mir.dei.uc.pt/downloads.html" in datasets.stdout
-    weights = run_cli("weights", "download", "effnetb3", "--mirror", nowhere, env={"KERAS_HOME": str(tmp_path / "keras")})
+    weights = run_cli("weights", "download", "effnetb3", "--mirror", nowhere, "--yes", env={"KERAS_HOME": str(tmp_path / "keras")})
     assert weights.returncode == 1
     assert weights.stderr.strip().splitlines()[-1].startswith(f"error: could not reach {nowhere[7:]} (")
 
@@ -230,17 +231,17 @@ def test_weights_download_places_the_file_where_effnetb3_finds_it_and_refuses_a_
         monkeypatch.setattr(imagenet_weights, "IMAGENET_MD5", hashlib.md5(weights).hexdigest())
         monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
         runner = CliRunner()
-        placed = runner.invoke(cli, ["weights", "download", "effnetb3", "--mirror", server.url])
+        placed = runner.invoke(cli, ["weights", "download", "effnetb3", "--mirror", server.url, "--yes"])
         assert placed.exit_code == 0, placed.output
         where = tmp_path / "keras" / "models" / "efficientnetb3_notop.h5"
         assert f"effnetb3: downloaded: {where} (MD5 checked (Keras' record" in placed.output
         assert resolve_weights("imagenet").path == where and where.read_bytes() == weights
-        again = runner.invoke(cli, ["weights", "download", "effnetb3", "--mirror", server.url])
+        again = runner.invoke(cli, ["weights", "download", "effnetb3", "--mirror", server.url, "--yes"])
         assert f"effnetb3: already present: {where}" in again.output and len(server.served.requests) == 1
 
         monkeypatch.setenv("KERAS_HOME", str(tmp_path / "other"))
         server.served.files[served_at(imagenet_weights.IMAGENET_URL)] = weights[:-1] + b"!"
-        wrong = runner.invoke(cli, ["weights", "download", "effnetb3", "--mirror", server.url])
+        wrong = runner.invoke(cli, ["weights", "download", "effnetb3", "--mirror", server.url, "--yes"])
         assert wrong.exit_code == 1
         assert "efficientnetb3_notop.h5 has MD5 " in wrong.output and "kept aside as" in wrong.output
         assert not (tmp_path / "other" / "models" / "efficientnetb3_notop.h5").exists()
@@ -251,3 +252,62 @@ def test_our_imagenet_hash_is_the_one_keras_records():
     efficientnet = pytest.importorskip("keras.src.applications.efficientnet")
     assert efficientnet.WEIGHTS_HASHES["b3"][1] == imagenet_weights.IMAGENET_MD5
     assert efficientnet.BASE_WEIGHTS_PATH + imagenet_weights.IMAGENET_FILE == imagenet_weights.IMAGENET_URL
+
+
+TINY = RemoteFile("http://files.example/data/tiny.bin", source="a test")
+
+
+def test_fetch_continues_or_restarts_as_the_server_answers(tmp_path):
+    body = bytes(range(256)) * 40
+    with LoopbackServer() as server:
+        server.served.files["/files.example/data/tiny.bin"] = body
+        dest = tmp_path / "tiny.bin"
+        part = tmp_path / "tiny.bin.part"
+        # A part as long as the file (stopped before its check): HTTP 416 says so, nothing is fetched again.
+        part.write_bytes(body)
+        got = fetch(TINY, dest, mirror=server.url)
+        assert dest.read_bytes() == body and not got.restarted and server.served.requests[-1][1] == f"bytes={len(body)}-"
+        dest.unlink()
+        # A server that answers a range request from byte 0: never appended, started again.
+        server.served.range_from_zero = True
+        part.write_bytes(body[:3000])
+        got = fetch(TINY, dest, mirror=server.url)
+        assert dest.read_bytes() == body and got.restarted
+        # A file already there that fails its check is set aside and fetched anew.
+        dest.write_bytes(b"junk")
+        checked = dataclasses.replace(TINY, sha256=hashlib.sha256(body).hexdigest())
+        got = fetch(checked, dest, mirror=server.url)
+        assert dest.read_bytes() == body and got.fetched and "tiny.bin has SHA-256" in got.replaced
+        assert (tmp_path / "tiny.bin.mismatch").read_bytes() == b"junk"
+
+
+def test_fetch_refuses_a_web_page_and_a_body_of_unknown_length(tmp_path):
+    with LoopbackServer() as server:
+        server.served.files["/files.example/data/tiny.bin"] = b"<html>please fill in the form</html>"
+        server.served.content_types["/files.example/data/tiny.bin"] = "text/html; charset=utf-8"
+        with pytest.raises(DownloadError, match="answered with a web page, not tiny.bin: the source may want a form"):
+            fetch(TINY, tmp_path / "tiny.bin", mirror=server.url)
+        server.served.content_types.clear()
+        server.served.no_length.add("/files.example/data/tiny.bin")
+        with pytest.raises(DownloadError, match="gave no length for tiny.bin, so a cut transfer could not be told"):
+            fetch(TINY, tmp_path / "tiny.bin", mirror=server.url)
+        assert not (tmp_path / "tiny.bin").exists()
+    with pytest.raises(DownloadError, match="mirror '/srv/mirror' is not an http:// or https:// address"):
+        fetch(TINY, tmp_path / "tiny.bin", mirror="/srv/mirror")
+
+
+def test_a_data_directory_that_cannot_be_written_is_a_failed_line(server, plugins, tmp_path):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    outcome = download_dataset(plugins.dataset("4q"), not_a_folder, mirror=server.url)
+    assert outcome.status == FAILED and outcome.detail.startswith(f"could not write {not_a_folder / 'downloads'}")
+
+
+def test_a_tar_of_a_folder_made_with_dot_unpacks(tmp_path):
+    (tmp_path / "src" / "annotations").mkdir(parents=True)
+    (tmp_path / "src" / "annotations" / "a.csv").write_text("x")
+    archive = tmp_path / "dot.tar.gz"
+    with tarfile.open(archive, "w:gz") as t:
+        t.add(tmp_path / "src", arcname=".")
+    unpack(archive, tmp_path / "into")
+    assert (tmp_path / "into" / "annotations" / "a.csv").read_text() == "x"

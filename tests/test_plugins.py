@@ -1,5 +1,7 @@
 """Plugin loading: built-ins and entry points through one door, failures isolated and reported."""
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -100,6 +102,8 @@ def test_an_object_that_breaks_the_protocol_is_reported_with_what_it_lacks(site)
 
 
 DUCK_TYPED = """
+from dataclasses import dataclass
+
 from pydantic import BaseModel
 
 from mer_bench import hookimpl
@@ -131,9 +135,20 @@ class Slotted:
     def load(self, folder): ...
 
 
+@dataclass(frozen=True)
+class Frozen:
+    name: str = "frozen"
+    feature: str = "logmel-stats"
+    settings_model: type = Nothing
+
+    def build(self, settings, n_classes, seed): ...
+
+    def load(self, folder): ...
+
+
 @hookimpl
 def mer_bench_models():
-    return [DuckFactory(), Slotted()]
+    return [DuckFactory(), Slotted(), Frozen()]
 """
 
 
@@ -150,7 +165,15 @@ def test_a_duck_typed_factory_gets_the_protocols_defaults(site):
         check_model_learns(duck, plugins.task("va"))
     # An object that cannot take the defaults is reported with the members it lacks.
     (failure,) = plugins.failures
-    assert "Slotted" in failure.error and "lacks build_regressor, check, remote_weights, resources, task_kinds" in failure.error
+    assert "Slotted" in failure.error
+    assert "cannot be given the defaults of build_regressor, check, remote_weights, resources, task_kinds" in failure.error
+    # Unit jobs carry factories to worker processes: the defaults travel with the object.
+    copy = pickle.loads(pickle.dumps(duck))
+    assert copy.task_kinds == ("classification",) and copy.check(None) is None
+    with pytest.raises(ModelError, match="model 'duck' learns no regression task"):
+        copy.build_regressor(None, n_outputs=2, seed=0)
+    frozen = plugins.model("frozen")
+    assert frozen.task_kinds == ("classification",) and frozen.remote_weights() == ()
 
 
 MINIMAL = """

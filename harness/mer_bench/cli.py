@@ -237,15 +237,12 @@ def datasets_download(state: State, names, data_dir: Path, yes: bool, mirror: st
     plugins = state.plugins()
     loaders = [plugins.dataset(name) for name in chosen]
     specs = {loader.name: download_spec(loader) for loader in loaders}
-    fetching = [l.name for l in loaders if specs[l.name] and specs[l.name].files and not find_in_data_dir(l, data_dir)]
+    absent = [l.name for l in loaders if specs[l.name] and not find_in_data_dir(l, data_dir)]
+    for name in absent:
+        click.echo(f"{name}: {specs[name].terms}", err=as_json)
+    fetching = [name for name in absent if specs[name].files]
     if fetching:
-        for name in fetching:
-            click.echo(f"{name}: {specs[name].terms}", err=as_json)
-        if not yes:
-            if not sys.stdin.isatty():
-                raise ConfigError("pass --yes to accept the terms above without a prompt (standard input is not a terminal)")
-            if not click.confirm(f"Download {', '.join(fetching)} into {data_dir} on these terms?", default=False, err=True):
-                raise click.exceptions.Exit(1)
+        _accept_terms(f"Download {', '.join(fetching)} into {data_dir} on these terms?", yes)
     preset = registry.preset("paper")
     with Progress(enabled=sys.stderr.isatty() and not as_json) as progress:
         outcomes = [download_dataset(loader, data_dir, mirror=mirror, progress=progress) for loader in loaders]
@@ -279,6 +276,18 @@ def datasets_download(state: State, names, data_dir: Path, yes: bool, mirror: st
         raise click.exceptions.Exit(1)
 
 
+def _accept_terms(question: str, yes: bool) -> None:
+    """Ask once whether the terms just shown are accepted (``--yes``: they are); no answer
+    possible (standard input not a terminal) is an error, never a silent yes."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError("pass --yes to accept the terms above without a prompt (standard input is not a terminal)")
+    if not click.confirm(question, default=False, err=True):
+        click.echo("nothing downloaded", err=True)
+        raise click.exceptions.Exit(1)
+
+
 @cli.group()
 def weights() -> None:
     """Fetch the pre-trained weights files model plugins declare."""
@@ -287,8 +296,9 @@ def weights() -> None:
 @weights.command("download")
 @click.argument("models", nargs=-1, required=True)
 @click.option("--mirror", envvar="MER_BENCH_MIRROR", help="Fetch each file from MIRROR/<host>/<path> instead of its host.")
+@click.option("--yes", is_flag=True, help="Accept the terms shown without a prompt.")
 @click.pass_obj
-def weights_download(state: State, models: tuple[str, ...], mirror: str | None) -> None:
+def weights_download(state: State, models: tuple[str, ...], mirror: str | None, yes: bool) -> None:
     """Fetch each MODEL's weights files to where it looks for them.
 
     Each file is checked against the checksum its plugin declares (for effnetb3, the MD5
@@ -302,8 +312,8 @@ def weights_download(state: State, models: tuple[str, ...], mirror: str | None) 
     factories = [plugins.model(name) for name in models]
     for factory in factories:
         for item in remote_weights(factory):
-            if item.terms:
-                click.echo(f"{factory.name}: {item.terms}")
+            click.echo(f"{factory.name}: {item.terms or 'the plugin states no terms'} ({item.file.url})")
+    _accept_terms(f"Download the weights of {', '.join(models)} on these terms?", yes)
     with Progress(enabled=sys.stderr.isatty()) as progress:
         for factory in factories:
             for outcome in download_weights(factory, mirror=mirror, progress=progress):
@@ -423,6 +433,7 @@ def _draw_figures(folder, formats: tuple[str, ...]) -> None:
 @cli.command()
 @click.option("--models", help="Comma-separated model plugin names.")
 @click.option("--protocols", help="Comma-separated protocol names: every model runs under each (default: the preset's).")
+@click.option("--tasks", help="Comma-separated task names: every model runs each it can learn (default: quadrants).")
 @click.option("--datasets", "datasets_", help="'all' or a comma-separated list, shared by every run.")
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_DATA")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML sweep configuration.")
@@ -436,10 +447,10 @@ def _draw_figures(folder, formats: tuple[str, ...]) -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.pass_obj
 def sweep(
-    state: State, models, protocols, datasets_, data_dir, config_file, preset, seed, executor, address, workers, retries,
+    state: State, models, protocols, tasks, datasets_, data_dir, config_file, preset, seed, executor, address, workers, retries,
     runs_dir, no_progress,
 ) -> None:
-    """Run several models (under several protocols) on the same datasets, all unit jobs through one executor; resumable."""
+    """Run several models (under several protocols, for several tasks) on the same datasets, all unit jobs through one executor; resumable."""
     from mer_bench.progress import Progress
     from mer_bench.report import leaderboard, print_table
     from mer_bench.sweep import build_sweep, run_configs, run_sweep
@@ -448,6 +459,7 @@ def sweep(
     overrides = {
         "models": models,
         "protocols": protocols,
+        "tasks": tasks,
         "datasets": datasets_,
         "data_dir": data_dir,
         "preset": preset,
@@ -461,7 +473,10 @@ def sweep(
     configs = run_configs(registry, plan)
     with Progress(enabled=not no_progress) as progress:
         result = run_sweep(plan, configs, state.plugins(), runs_dir, progress=progress, command=sys.argv)
-    click.echo(f"{result.sweep_id}: {len(result.finished)} of {len(configs)} runs finished in {runs_dir}")
+    for line in result.skipped:
+        click.echo(f"skipped: {line}")
+    runs = len(result.finished) + len(result.unfinished)
+    click.echo(f"{result.sweep_id}: {len(result.finished)} of {runs} runs finished in {runs_dir}")
     if result.finished:
         print_table(leaderboard(registry, result.finished), "terminal", "Table 5: published results and this sweep")
     for outcome in result.failures:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mer_bench.discover import find_in_data_dir
-from mer_bench.download import fetch, place, record_sha256, remove, unpack
+from mer_bench.download import fetch, place, record_sha256, remove, set_aside, unpack
 from mer_bench.errors import AudioError, DatasetError, DownloadError, PluginCallError
 from mer_bench.plugin_calls import plugin_call
 from mer_bench.progress import SILENT, Progress
@@ -70,8 +70,10 @@ def _dataset_root(loader: DatasetLoader, staging: Path) -> Path:
     archive wrapped everything in. DownloadError when the loader reads neither."""
     candidates = [staging]
     children = list(staging.iterdir())
-    if len(children) == 1 and children[0].is_dir():
-        candidates.append(children[0])
+    # Archives made on macOS carry __MACOSX/ and dot files beside the real content.
+    content = [c for c in children if c.name != "__MACOSX" and not c.name.startswith(".")]
+    if len(content) == 1 and content[0].is_dir():
+        candidates.append(content[0])
     errors = []
     for candidate in candidates:
         try:
@@ -113,8 +115,14 @@ def download_dataset(
             fetched.append((file, got))
         remove(staging)
         for file, got in fetched:
-            unpack(got.path, staging / file.unpack_into)
+            try:
+                unpack(got.path, staging / file.unpack_into)
+            except DownloadError as exc:
+                # Out of the way, so the next run fetches it anew (a cut or wrong file).
+                raise DownloadError(f"{exc}; it is moved aside as {set_aside(got.path)}: the next run fetches it anew") from None
         place(_dataset_root(loader, staging), target)
+    except OSError as exc:  # the data directory itself: not a folder, no permission, full
+        return DatasetOutcome(loader.name, FAILED, f"could not write under {data_dir}: {exc}")
     except DownloadError as exc:
         return DatasetOutcome(loader.name, FAILED, str(exc) + (f". By hand instead: {by_hand}" if by_hand else ""))
     finally:
@@ -122,6 +130,8 @@ def download_dataset(
     parts = []
     for _, got in fetched:
         how = "checked, fetched before" if not got.fetched else "fetched"
+        if got.replaced:
+            how += f" again: {got.replaced}"
         if got.resumed_from:
             how += f", resumed at {got.resumed_from:,} bytes"
         if got.restarted:

@@ -13,11 +13,11 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
@@ -48,6 +48,8 @@ class Fetched:
     restarted: bool = False
     #: False when the file was already there (checked, not fetched).
     fetched: bool = True
+    #: Why a file already there was set aside and fetched anew ("" if none was).
+    replaced: str = ""
 
 
 def mirrored(url: str, mirror: str | None) -> str:
@@ -55,6 +57,8 @@ def mirrored(url: str, mirror: str | None) -> str:
     files of several hosts under their own names; unchanged without a mirror."""
     if not mirror:
         return url
+    if urlsplit(mirror).scheme not in ("http", "https"):
+        raise DownloadError(f"mirror {mirror!r} is not an http:// or https:// address")
     parts = urlsplit(url)
     return f"{mirror.rstrip('/')}/{parts.netloc}{parts.path}"
 
@@ -77,123 +81,166 @@ def check_file(path: Path, file: RemoteFile) -> str:
     if file.size is not None and size != file.size:
         raise DownloadError(f"{name} has {size:,} bytes, not the {file.size:,} expected ({file.source})")
     found = digests(path)
-    for algorithm in ("sha256", "md5"):
+    for algorithm, label in (("sha256", "SHA-256"), ("md5", "MD5")):
         expected = getattr(file, algorithm)
         if expected and found[algorithm] != expected.lower():
-            raise DownloadError(
-                f"{name} has {algorithm.upper()} {found[algorithm]}, not the {expected.lower()} expected ({file.source})"
-            )
+            raise DownloadError(f"{name} has {label} {found[algorithm]}, not the {expected.lower()} expected ({file.source})")
     return found["sha256"]
 
 
-def _set_aside(part: Path, dest: Path, why: DownloadError) -> DownloadError:
-    aside = dest.with_name(dest.name + MISMATCH)
-    os.replace(part, aside)
-    return DownloadError(f"{why}; the file is kept aside as {aside} and nothing was unpacked or placed")
+def set_aside(path: Path) -> Path:
+    """Move a file that failed its check to ``<name>.mismatch`` (dropping its ``.sha256``
+    record): kept for inspection, never used, out of the way of the next fetch."""
+    aside = path.with_name(path.name.removesuffix(PART) + MISMATCH)
+    os.replace(path, aside)
+    path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+    return aside
 
 
 def _host(url: str) -> str:
     return urlsplit(url).netloc or url
 
 
-def _open(url: str, start: int):
+def _open(url: str, start: int) -> tuple[Any, int | None]:
+    """The server's response for ``url`` from byte ``start`` on; ``(None, length)`` when it
+    answers that ``start`` is past the end (HTTP 416; ``length`` from its Content-Range)."""
     headers = {"User-Agent": f"mer-bench/{__version__}"}
     if start:
         headers["Range"] = f"bytes={start}-"
     try:
-        return urlopen(Request(url, headers=headers), timeout=TIMEOUT_S)
+        return urlopen(Request(url, headers=headers), timeout=TIMEOUT_S), None
     except HTTPError as exc:
         if exc.code == 416 and start:
-            return None  # the part file is as long as the file, or longer: start again
+            match = re.fullmatch(r"bytes \*/(\d+)", exc.headers.get("Content-Range", ""))
+            return None, int(match.group(1)) if match else None
         raise DownloadError(f"{url}: the server answered HTTP {exc.code} {exc.reason}") from None
-    except (URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
+    except ValueError as exc:
+        raise DownloadError(f"{url} cannot be fetched: {exc}") from None
+    except (URLError, http.client.HTTPException, OSError) as exc:
+        reason = getattr(exc, "reason", None) or repr(exc)
         raise DownloadError(f"could not reach {_host(url)} ({reason}): no network, or the host is down") from None
 
 
-def _total(response, start: int) -> int | None:
-    """The whole file's length, from Content-Range (a resumed fetch) or Content-Length."""
-    match = re.fullmatch(r"bytes \d+-\d+/(\d+)", response.headers.get("Content-Range", ""))
-    if match:
-        return int(match.group(1))
-    length = response.headers.get("Content-Length")
-    return int(length) + start if length and length.isdigit() else None
+def _range(response) -> tuple[int | None, int | None]:
+    """(first byte, whole length) of a partial response's Content-Range, or (None, None)."""
+    match = re.fullmatch(r"bytes (\d+)-\d+/(\d+)", response.headers.get("Content-Range", ""))
+    return (int(match.group(1)), int(match.group(2))) if match else (None, None)
 
 
 def fetch(file: RemoteFile, dest: Path, *, mirror: str | None = None, progress: Progress = SILENT) -> Fetched:
     """Fetch ``file`` to ``dest``, continuing a ``dest.part`` an interrupted fetch left, check
-    it and move it into place; a ``dest`` already there is checked, not fetched again.
+    it and move it into place. A ``dest`` already there is checked, not fetched again, unless
+    the check fails: then it is set aside and fetched anew.
 
-    A file whose size or checksum is wrong is moved aside to ``dest.mismatch`` and the error
-    says so. An interrupted transfer keeps ``dest.part``: the same call continues it.
+    A fetched file whose size or checksum is wrong is moved aside to ``dest.mismatch`` and the
+    error says so. An interrupted transfer keeps ``dest.part``: the same call continues it.
+    File-system errors (a full disk, no permission) are DownloadErrors naming the file.
     """
     dest = Path(dest)
+    try:
+        return _fetch(file, dest, mirrored(file.url, mirror), progress)
+    except OSError as exc:
+        raise DownloadError(f"could not write {exc.filename or dest}: {exc.strerror or exc}") from None
+
+
+def _fetch(file: RemoteFile, dest: Path, url: str, progress: Progress) -> Fetched:
+    replaced = ""
     if dest.is_file():
-        return Fetched(dest, check_file(dest, file), fetched=False)
+        try:
+            return Fetched(dest, check_file(dest, file), fetched=False)
+        except DownloadError as exc:
+            replaced = f"{exc}; that file is kept as {set_aside(dest)}"
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + PART)
-    url = mirrored(file.url, mirror)
     have = part.stat().st_size if part.is_file() else 0
     resumed_from, restarted = 0, False
     if not (file.size is not None and have == file.size):  # else a complete part only needs checking
-        response = _open(url, have)
-        if response is None:
-            part.unlink()
-            have, restarted = 0, True
-            response = _open(url, 0)
-        with response:
-            if have and response.status != 206:
-                have, restarted = 0, True  # the server sends the whole file: start again
-            resumed_from = have
-            total = _total(response, have)
-            if file.size is not None and total is not None and total != file.size:
-                raise DownloadError(
-                    f"{url} is {total:,} bytes, not the {file.size:,} expected ({file.source}); nothing was fetched"
-                )
-            advance = progress.transfer(dest.name, total, have)
-            received = have
-            try:
-                with open(part, "ab" if have else "wb") as out:
-                    while block := response.read(BLOCK):
-                        out.write(block)
-                        received += len(block)
-                        advance(len(block))
-            except (http.client.HTTPException, socket.timeout, OSError) as exc:
-                raise DownloadError(
-                    f"the connection to {_host(url)} broke after {received:,} bytes of {dest.name} ({exc!r:.80}); "
-                    f"{part} is kept: the same command continues it"
-                ) from None
-            if total is not None and received < total:
-                raise DownloadError(
-                    f"{_host(url)} sent {received:,} of {total:,} bytes of {dest.name}; {part} is kept: "
-                    "the same command continues it"
-                )
+        response, length = _open(url, have)
+        if response is None and length == have:
+            pass  # the part is the whole file: an earlier fetch stopped before checking it
+        else:
+            if response is None or (response.status == 206 and _range(response)[0] != have):
+                # Past the end, or a range other than the one asked for: start again.
+                if response is not None:
+                    response.close()
+                part.unlink(missing_ok=True)
+                have, restarted = 0, True
+                response, _ = _open(url, 0)
+            with response:
+                if have and response.status != 206:
+                    have, restarted = 0, True  # the server sends the whole file: start again
+                resumed_from = have
+                _transfer(response, file, url, part, have, progress)
     try:
         sha256 = check_file(part, file)
     except DownloadError as exc:
-        raise _set_aside(part, dest, exc) from None
+        raise DownloadError(f"{exc}; the file is kept aside as {set_aside(part)} and nothing was unpacked or placed") from None
     os.replace(part, dest)
-    return Fetched(dest, sha256, resumed_from, restarted)
+    return Fetched(dest, sha256, resumed_from, restarted, replaced=replaced)
+
+
+def _transfer(response, file: RemoteFile, url: str, part: Path, have: int, progress: Progress) -> None:
+    """Write ``response``'s body to ``part`` (appending after ``have`` bytes), or DownloadError."""
+    name = file.filename
+    if response.headers.get_content_type() == "text/html":
+        raise DownloadError(
+            f"{url} answered with a web page, not {name}: the source may want a form or a login first; nothing was fetched"
+        )
+    total = _range(response)[1] if response.status == 206 else None
+    length = response.headers.get("Content-Length")
+    if total is None and length and length.isdigit():
+        total = int(length) + have
+    if total is None and file.size is None and "chunked" not in response.headers.get("Transfer-Encoding", ""):
+        raise DownloadError(
+            f"{_host(url)} gave no length for {name}, so a cut transfer could not be told from a whole one; "
+            "nothing was fetched"
+        )
+    if file.size is not None and total is not None and total != file.size:
+        raise DownloadError(f"{url} is {total:,} bytes, not the {file.size:,} expected ({file.source}); nothing was fetched")
+    advance = progress.transfer(name, total, have)
+    received = have
+    with open(part, "ab" if have else "wb") as out:
+        while True:
+            try:
+                block = response.read(BLOCK)
+            except (http.client.HTTPException, OSError) as exc:
+                raise DownloadError(
+                    f"the connection to {_host(url)} broke after {received:,} bytes of {name} ({exc!r:.80}); "
+                    f"{part} is kept: the same command continues it"
+                ) from None
+            if not block:
+                break
+            out.write(block)
+            received += len(block)
+            advance(len(block))
+    if total is not None and received < total:
+        raise DownloadError(
+            f"{_host(url)} sent {received:,} of {total:,} bytes of {name}; {part} is kept: the same command continues it"
+        )
 
 
 def record_sha256(path: Path, sha256: str) -> Path:
     """Write ``<path>.sha256`` in the format of ``sha256sum`` (checkable with ``sha256sum -c``)."""
     record = path.with_name(path.name + ".sha256")
-    record.write_text(f"{sha256}  {path.name}\n")
+    try:
+        record.write_text(f"{sha256}  {path.name}\n")
+    except OSError as exc:
+        raise DownloadError(f"could not write {record}: {exc.strerror or exc}") from None
     return record
 
 
 def _inside(name: str) -> bool:
-    """Whether archive member ``name`` unpacks inside the target folder (relative, no ``..``, no drive)."""
-    parts = PurePosixPath(name.replace("\\", "/")).parts
-    return bool(parts) and not PurePosixPath(name).is_absolute() and ".." not in parts and not re.match(r"^[A-Za-z]:", name)
+    """Whether archive member ``name`` unpacks inside the target folder (relative, no ``..``, no
+    drive); ``./``, the folder itself (``tar -C dir -cf x.tar .``), is inside."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    return not path.is_absolute() and ".." not in path.parts and not re.match(r"^[A-Za-z]:", name)
 
 
 def unpack(archive: Path, into: Path) -> None:
     """Unpack a zip or tar archive (gzip, bzip2 or xz) into ``into``; DownloadError for
     anything else, or for a member that would land outside ``into``."""
-    into.mkdir(parents=True, exist_ok=True)
     try:
+        into.mkdir(parents=True, exist_ok=True)
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as z:
                 bad = [n for n in z.namelist() if not _inside(n)]
@@ -220,12 +267,18 @@ def place(folder: Path, target: Path) -> None:
     loader sees either nothing or the whole dataset."""
     if target.exists():
         raise DownloadError(f"{target} appeared while unpacking; nothing was moved there")
-    os.replace(folder, target)
+    try:
+        os.replace(folder, target)
+    except OSError as exc:
+        raise DownloadError(f"could not move the unpacked dataset to {target}: {exc.strerror or exc}") from None
 
 
 def remove(path: Path) -> None:
     """Remove a folder of unpacked files, or a file, if present."""
     if path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
-        path.unlink()
+    else:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass  # nothing there to remove (its folder is not one)

@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
+from mer_bench.defaults import has_default
 from mer_bench.progress import SILENT, Progress
 
 
@@ -74,6 +75,7 @@ class Executor(Protocol):
     name: str
     settings_model: type[BaseModel]
 
+    @has_default
     def check(self, settings: Any) -> None:
         """Raise ExecutorError if jobs cannot run here; by default nothing is checked."""
 

@@ -10,9 +10,10 @@ meant is unknown. ``strict=True`` turns any failure into an error, for plugin au
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import os
-import types
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Protocol
@@ -134,7 +135,8 @@ class PluginSet:
 
 
 def _members(protocol: type) -> dict[str, Any]:
-    """Every public member ``protocol`` declares, mapped to its default (``_REQUIRED`` if none)."""
+    """Every public member ``protocol`` declares, mapped to its default (``_REQUIRED`` if none):
+    a class attribute's value, or a method marked :func:`~mer_bench.defaults.has_default`."""
     members: dict[str, Any] = {}
     for klass in reversed(protocol.__mro__):
         if klass in (object, Protocol) or klass.__name__ == "Generic":
@@ -144,7 +146,9 @@ def _members(protocol: type) -> dict[str, Any]:
         for name, value in vars(klass).items():
             if name.startswith("_"):
                 continue
-            if callable(value) and not isinstance(value, type):
+            if isinstance(value, (property, staticmethod, classmethod)):
+                members[name] = _REQUIRED  # no protocol declares one with a default
+            elif callable(value) and not isinstance(value, type):
                 members[name] = value if getattr(value, "__mer_bench_default__", False) else _REQUIRED
             else:
                 members[name] = value
@@ -162,14 +166,19 @@ def missing_members(obj: Any, protocol: type) -> list[str]:
 def give_defaults(obj: Any, protocol: type) -> list[str]:
     """Set on ``obj`` the defaults of the members of ``protocol`` it lacks, so that code reading
     them need not know whether a plugin subclassed the protocol; returns those it could not
-    set (an object with ``__slots__``)."""
+    set (an object with ``__slots__``).
+
+    A default method is bound with ``functools.partial``, which pickles with the object (unit
+    jobs carry factories and tasks to worker processes). Presence is looked up statically, so
+    an object whose ``__getattr__`` answers everything still gets the defaults."""
     refused = []
     for name, default in _members(protocol).items():
-        if default is _REQUIRED or hasattr(obj, name):
+        if default is _REQUIRED or inspect.getattr_static(obj, name, _REQUIRED) is not _REQUIRED:
             continue
-        value = types.MethodType(default, obj) if callable(default) and not isinstance(default, type) else default
+        value = functools.partial(default, obj) if callable(default) and not isinstance(default, type) else default
         try:
-            setattr(obj, name, value)
+            # object.__setattr__ also sets an attribute of a frozen dataclass.
+            object.__setattr__(obj, name, value)
         except (AttributeError, TypeError):
             refused.append(name)
     return sorted(refused)
@@ -240,12 +249,17 @@ class _Loader:
 
     def add(self, kind: str, protocol: type, obj: Any, source: PluginSource) -> None:
         name = getattr(obj, "name", None)
-        missing = missing_members(obj, protocol) or give_defaults(obj, protocol)
-        if missing or not isinstance(name, str) or not name:
-            lacks = f"lacks {', '.join(missing)}" if missing else "has no name (a non-empty str)"
+        missing = missing_members(obj, protocol)
+        refused = [] if missing else give_defaults(obj, protocol)
+        if missing or refused or not isinstance(name, str) or not name:
+            if refused:
+                problem = f"cannot be given the defaults of {', '.join(refused)} (its class has __slots__): define them"
+            else:
+                lacks = f"lacks {', '.join(missing)}" if missing else "has no name (a non-empty str)"
+                problem = f"{lacks}, which the {protocol.__name__} protocol requires"
             self.fail(
                 source,
-                f"{kind} object {obj!r:.80} {lacks}, which the {protocol.__name__} protocol requires "
+                f"{kind} object {obj!r:.80} {problem} "
                 f"(subclass {protocol.__module__}.{protocol.__name__} to inherit its defaults)",
             )
             return

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from mer_bench.defaults import has_default
 from mer_bench.errors import DatasetError
 from mer_bench.executors import Resources
 
@@ -35,14 +36,6 @@ TRACK_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + (
     "artist",
     "duration_s",
 )
-
-
-def has_default(method):
-    """Marks a protocol method whose body is its default: an object that does not define it
-    still follows the protocol, and the plugin loader gives it this default (as it gives
-    class attributes with a value). Methods without the mark must be defined."""
-    method.__mer_bench_default__ = True
-    return method
 
 
 @dataclass(frozen=True)

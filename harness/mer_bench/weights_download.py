@@ -4,11 +4,10 @@ each checked against its declared checksum before it is placed."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mer_bench.download import MISMATCH, check_file, fetch
+from mer_bench.download import fetch
 from mer_bench.errors import DownloadError, PluginCallError
 from mer_bench.plugin_calls import plugin_call
 from mer_bench.progress import SILENT, Progress
@@ -52,18 +51,14 @@ def download_weights(
         raise DownloadError(f"model {factory.name!r} declares no weights to download: it trains from scratch or brings its own")
     outcomes = []
     for item in declared:
-        path, note = Path(item.path), ""
-        if path.is_file():
-            try:
-                check_file(path, item.file)
-                outcomes.append(WeightsOutcome(factory.name, path, "already present", "its checksum is right"))
-                continue
-            except DownloadError as exc:
-                aside = path.with_name(path.name + MISMATCH)
-                os.replace(path, aside)
-                note = f"; the file there before was wrong ({exc}) and is kept as {aside}"
-        got = fetch(item.file, path, mirror=mirror, progress=progress)
+        got = fetch(item.file, Path(item.path), mirror=mirror, progress=progress)
+        if not got.fetched:
+            outcomes.append(WeightsOutcome(factory.name, got.path, "already present", "its checksum is right"))
+            continue
         checked = "MD5" if item.file.md5 else "SHA-256"
         resumed = f", resumed at {got.resumed_from:,} bytes" if got.resumed_from else ""
-        outcomes.append(WeightsOutcome(factory.name, path, "downloaded", f"{checked} checked ({item.file.source}){resumed}{note}"))
+        replaced = f"; fetched again: {got.replaced}" if got.replaced else ""
+        outcomes.append(
+            WeightsOutcome(factory.name, got.path, "downloaded", f"{checked} checked ({item.file.source}){resumed}{replaced}")
+        )
     return outcomes
