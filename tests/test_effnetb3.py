@@ -344,3 +344,32 @@ def test_a_regression_head_learns_values_on_the_frozen_backbone(trained):
     model.save(tmp / "regressor")
     loaded = EffNetB3Factory().load(tmp / "regressor")
     np.testing.assert_allclose(loaded.predict(test.x), predicted, rtol=1e-5, atol=1e-6)
+
+
+def test_the_stages_readout_reads_every_depth_standardised_on_the_training_images(tmp_path):
+    """The quick preset's read-out: the pooled output of the stem, of each block stage and of
+    the top, standardised with the training images' statistics, then the paper's head."""
+    train, val, test = brightness_problem(48, 32, 0), brightness_problem(24, 32, 1), brightness_problem(24, 32, 2)
+    settings = EffNetB3Settings(
+        weights="none", calibrate_batchnorm=48, train_backbone=False, readout="stages", learning_rate=1e-3, epochs=30,
+        patience=5, batch_size=16,
+    )
+    assert EffNetB3Settings().readout == "top"  # the paper's network is unchanged
+    model = EffNetB3Factory().build(settings, n_classes=4, seed=7)
+    model.fit(train, val)
+    stages = model.network.get_layer(effnetb3.STAGES_BACKBONE)
+    assert effnetb3.stage_outputs(stages)[1:-1] == [
+        "block1b_add", "block2c_add", "block3c_add", "block4e_add", "block5e_add", "block6f_add", "block7b_add",
+    ]
+    assert stages.output.shape[1:] == (40 + 24 + 32 + 48 + 96 + 136 + 232 + 384 + 1536,)
+    features = keras.Model(model.network.inputs, model.network.get_layer("standardise").output)
+    standardised = features.predict(train.x.astype("float32"), verbose=0)
+    varying = standardised.std(axis=0) > 1e-3  # a ReLU-like channel may be constant on tiny images
+    assert varying.mean() > 0.9
+    np.testing.assert_allclose(standardised.mean(axis=0), 0, atol=1e-3)
+    np.testing.assert_allclose(standardised.std(axis=0)[varying], 1, atol=1e-2)
+    accuracy = float((model.predict_proba(test.x).argmax(axis=1) == test.y).mean())
+    assert accuracy >= 0.5, f"test accuracy {accuracy:.2f} (chance 0.25)"
+    model.save(tmp_path / "saved")
+    loaded = EffNetB3Factory().load(tmp_path / "saved")
+    np.testing.assert_allclose(loaded.predict_proba(test.x), model.predict_proba(test.x), rtol=1e-6, atol=1e-7)

@@ -58,6 +58,7 @@ def test_run_and_predict_through_the_cli(tiny_site, tmp_path):
     assert manifest["model"]["settings"]["batch_size"] == 8
     assert manifest["model"]["settings"]["epochs"] == 2
     assert (manifest["model"]["settings"]["calibrate_batchnorm"], manifest["model"]["settings"]["train_backbone"]) == (256, False)
+    assert manifest["model"]["settings"]["readout"] == "stages"
     assert manifest["feature"]["settings"]["size"] == 32
     for fold in (1, 2):
         folder = run / f"unit-{fold}"

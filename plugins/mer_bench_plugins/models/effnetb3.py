@@ -10,6 +10,11 @@ Where the paper is silent, a setting with a default (docs/protocol.md gives the 
 a batch size of 32 (what Keras' ``fit`` uses when none is given), a patience of 10
 epochs, and a backbone that trains from the first epoch (``frozen_epochs = 0``).
 
+``readout = "stages"`` (not the paper's; the quick preset's) reads the same backbone at
+every depth instead of only at its top: the global average of the stem's output, of each
+of the seven block stages' and of the top's, concatenated and standardised with the
+statistics of the fold's training images, then the paper's head.
+
 For a regression task (``va``) the same head ends in a linear unit per dimension, trained
 with the mean squared error; seeding, compiling, early stopping, the history and saving
 are the shared Keras loop's (:mod:`keras_classifier`).
@@ -56,6 +61,8 @@ IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
 #: The smallest input keras.applications accepts for EfficientNet.
 MIN_SIZE = 32
 BACKBONE = "efficientnetb3"
+#: The backbone with the ``stages`` readout: its layers, and the pooled outputs of every stage.
+STAGES_BACKBONE = "efficientnetb3_stages"
 NAME = "effnetb3"
 
 
@@ -85,6 +92,12 @@ class EffNetB3Settings(BaseModel):
         ge=0,
         description="before training, set the backbone's BatchNorm statistics from up to this many training images "
         "(0: off); for random weights, whose statistics describe no data",
+    )
+    readout: Literal["top", "stages"] = Field(
+        "top",
+        description="what the head reads: 'top', the backbone's last feature map, flattened (the paper's); 'stages', "
+        "the global average of the stem's, each block stage's and the top's outputs, concatenated and standardised "
+        "on the training images (for random weights, whose deeper blocks wash out what the images hold)",
     )
 
     @model_validator(mode="after")
@@ -124,10 +137,35 @@ def build_backbone(input_shape: tuple[int, int, int], imagenet_stem: bool):
     return keras.models.clone_model(backbone, call_function=call)
 
 
-def build_network(input_shape: tuple[int, int, int], output: Output, weights: WeightsSource):
+def stage_outputs(backbone) -> list[str]:
+    """The layers whose outputs ``readout = "stages"`` pools: the stem's activation, the last
+    layer of each block stage (``block1`` .. ``block7``, whatever the input size) and the top's activation."""
+    names = [layer.name for layer in backbone.layers]
+    last = {}
+    for name in names:
+        if name.startswith("block") and name[5:6].isdigit():
+            last[name[5]] = name
+    return ["stem_activation", *(last[stage] for stage in sorted(last)), "top_activation"]
+
+
+def stages_backbone(backbone, keras):
+    """``backbone``'s layers as a model whose output is the global average of each of
+    :func:`stage_outputs`, concatenated: one vector per image, the same length at any input size."""
+    pooled = [
+        keras.layers.GlobalAveragePooling2D(name=f"pool_{name}")(backbone.get_layer(name).output)
+        for name in stage_outputs(backbone)
+    ]
+    return keras.Model(backbone.input, keras.layers.Concatenate(name="stages")(pooled), name=STAGES_BACKBONE)
+
+
+def build_network(input_shape: tuple[int, int, int], output: Output, weights: WeightsSource, readout: str = "top"):
     """The paper's network for ``input_shape`` (300x300x3 in the paper), with the backbone's
     initial weights from ``weights``, ending in ``output`` (the paper's: softmax over four
-    classes). Inputs are 0..255: the backbone rescales them itself."""
+    classes). Inputs are 0..255: the backbone rescales them itself.
+
+    With ``readout = "stages"`` the backbone ends in its pooled stage outputs
+    (:func:`stages_backbone`) and the head starts with a Normalization layer
+    (``standardise``), to be adapted to the training images' features, in place of Flatten."""
     _, keras = tensorflow(NAME)
     backbone = build_backbone(input_shape, imagenet_stem=weights.kind != "none")
     if weights.path is not None:
@@ -140,7 +178,12 @@ def build_network(input_shape: tuple[int, int, int], output: Output, weights: We
         except (ValueError, OSError, KeyError, TypeError, Warning) as exc:
             raise ModelError(f"cannot load {weights.path} into EfficientNetB3 without its top: {exc}") from None
     inputs = keras.Input(shape=tuple(input_shape), name="mel_image")
-    x = keras.layers.Flatten(name="flatten")(backbone(inputs))
+    if readout == "stages":
+        # On a calibrated random backbone the stem's pooled features vary about 60 times less
+        # over the images than block 7's; standardised, the deep ones do not swamp the early ones.
+        x = keras.layers.Normalization(name="standardise")(stages_backbone(backbone, keras)(inputs))
+    else:
+        x = keras.layers.Flatten(name="flatten")(backbone(inputs))
     for i, (units, rate) in enumerate(HEAD, start=1):
         x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
         x = keras.layers.Dropout(rate, name=f"dropout_{i}")(x)
@@ -217,12 +260,15 @@ class EffNetB3:
         """The layers after the backbone as a model of their own, sharing their weights with
         :attr:`network`: what a frozen backbone's features train."""
         layers = self.network.layers
-        backbone = self.network.get_layer(BACKBONE)
+        backbone = self._backbone()
         inputs = keras.Input(shape=tuple(backbone.output.shape[1:]), name="backbone_features")
         x = inputs
         for layer in layers[layers.index(backbone) + 1 :]:
             x = layer(x)
         return keras.Model(inputs, x, name="effnetb3_head")
+
+    def _backbone(self):
+        return self.network.get_layer(STAGES_BACKBONE if self.settings.readout == "stages" else BACKBONE)
 
     def fit(self, train: FoldData, val: FoldData) -> list[dict]:
         """Train on ``train``, stopping early on ``val``'s loss and keeping its best epoch.
@@ -239,19 +285,22 @@ class EffNetB3:
         self.weights = resolve_weights(s.weights)
         strategy = _strategy(s.distribute, tf)
         with precision_policy(s.mixed_precision, keras), strategy.scope():
-            self.network = build_network(tuple(train.x.shape[1:]), self.output, self.weights)
-        backbone = self.network.get_layer(BACKBONE)
+            self.network = build_network(tuple(train.x.shape[1:]), self.output, self.weights, s.readout)
+        backbone = self._backbone()
         if s.calibrate_batchnorm:
             calibrate_batchnorm(backbone, train.x, s.calibrate_batchnorm, s.batch_size, self.seed)
         frozen_only = not s.train_backbone or s.frozen_epochs == s.epochs
         history, frozen = [], s.epochs if frozen_only else s.frozen_epochs
         stop = early_stopping(keras, s.patience)
+        parts = {"train": train, "val": val}
+        needed = ("train", "val") if frozen else ("train",) if s.readout == "stages" else ()
+        features = {name: backbone.predict(batches(parts[name].x, None, s.batch_size), verbose=0) for name in needed}
+        if s.readout == "stages":
+            # From the training part only, and from the backbone as it starts: kept fixed
+            # while a trainable backbone trains on.
+            self.network.get_layer("standardise").adapt(features["train"])
         if frozen:
             backbone.trainable = False
-            features = {
-                name: backbone.predict(batches(part.x, None, s.batch_size), verbose=0)
-                for name, part in (("train", train), ("val", val))
-            }
             with precision_policy(s.mixed_precision, keras), strategy.scope():
                 self.head = self._head(keras)
             self._compile(self.head, strategy, keras)
@@ -259,7 +308,7 @@ class EffNetB3:
                 self.head, (features["train"], train.y), (features["val"], val.y), batch_size=s.batch_size,
                 seed=self.seed, epochs=frozen, callbacks=[stop] if frozen_only else [], phase="frozen",
             )
-            del features
+        del features
         if not frozen_only:
             backbone.trainable = True
             # A fresh optimiser once the backbone joins: Adam's moments for the head alone do not carry over.
