@@ -188,8 +188,10 @@ def test_mel_segments_cut_the_clip_into_standardised_segments(tmp_path):
         MelSegments().extract(Clip("d/x", "d", path, 0.0, 4.0), MelSegmentsSettings())
 
 
-def test_sarkar_vgg_runs_and_predicts_through_the_cli(tiny_site, tmp_path):
-    """The quick preset on the tiny demo, two folds, 10 s clips (two segments per song)."""
+@pytest.mark.parametrize("task", ["quadrants", "va"])
+def test_sarkar_vgg_runs_and_predicts_through_the_cli(tiny_site, tmp_path, task):
+    """The quick preset on the tiny demo, two folds, 10 s clips (two segments per song); for
+    va, the regression head through the whole pipeline: fit, score, save, load, predict."""
     from tests.conftest import run_cli, write_tone
 
     config = tmp_path / "run.toml"
@@ -197,7 +199,8 @@ def test_sarkar_vgg_runs_and_predicts_through_the_cli(tiny_site, tmp_path):
     runs = tmp_path / "runs"
     result = run_cli(
         "run", "--model", "sarkar-vgg", "--datasets", "demo-tiny", "--preset", "quick", "--folds", "2",
-        "--config", str(config), "--epochs", "2", "--no-progress", "--runs-dir", str(runs), site=tiny_site, timeout=600,
+        "--config", str(config), "--epochs", "2", "--task", task, "--no-progress", "--runs-dir", str(runs),
+        site=tiny_site, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (run,) = runs.iterdir()
@@ -212,7 +215,12 @@ def test_sarkar_vgg_runs_and_predicts_through_the_cli(tiny_site, tmp_path):
     predicted = run_cli("predict", "--run", run.name, "--runs-dir", str(runs), "--json", str(song), site=tiny_site)
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     (row,) = json.loads(predicted.stdout)["predictions"]
-    assert sum(row[f"p_{q}"] for q in ("A+V+", "A+V-", "A-V-", "A-V+")) == pytest.approx(1.0, abs=1e-5)
+    if task == "va":
+        assert manifest["task"]["dimensions"] == ["valence", "arousal"]
+        assert set(json.loads((run / "summary.json").read_text())["metrics"]["regression"]) == {"valence", "arousal"}
+        assert all(-1 <= row[d] <= 1 for d in ("valence", "arousal")) and row["quadrant"] in ("A+V+", "A+V-", "A-V-", "A-V+")
+    else:
+        assert sum(row[f"p_{q}"] for q in ("A+V+", "A+V-", "A-V-", "A-V+")) == pytest.approx(1.0, abs=1e-5)
 
 
 def with_values(data: FoldData) -> FoldData:

@@ -311,3 +311,12 @@ def test_a_tar_of_a_folder_made_with_dot_unpacks(tmp_path):
         t.add(tmp_path / "src", arcname=".")
     unpack(archive, tmp_path / "into")
     assert (tmp_path / "into" / "annotations" / "a.csv").read_text() == "x"
+
+
+def test_datasets_list_says_which_datasets_download_themselves():
+    listing = run_cli("datasets", "list", env={"COLUMNS": "400"})
+    assert listing.returncode == 0, listing.stderr
+    rows = {line.split("│")[1].strip(): line for line in listing.stdout.splitlines() if line.startswith("│")}
+    assert "fetches it" in rows["4q"] and "fetches it" in rows["deam"]
+    assert "says what to fetch by hand" in rows["pmemo"] and "says what to fetch by hand" in rows["bimodal"]
+    assert "nothing to fetch" in rows["demo"]

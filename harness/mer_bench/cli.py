@@ -119,9 +119,10 @@ def datasets() -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="MER_BENCH_DATA", help="Folder holding one folder per dataset.")
 @click.pass_obj
 def datasets_list(state: State, data_dir: Path | None) -> None:
-    """Show each dataset plugin, where to get it, and whether it is found."""
+    """Show each dataset plugin, where to get it, whether `datasets download` fetches it, and whether it is found."""
     import pandas as pd
 
+    from mer_bench.dataset_download import download_spec
     from mer_bench.discover import find_in_data_dir
     from mer_bench.report import print_table
 
@@ -138,9 +139,16 @@ def datasets_list(state: State, data_dir: Path | None) -> None:
                 "Folder names": ", ".join((loader.name, *loader.folder_names)),
                 "Found under data dir": str(found or ""),
                 "Download": info.download,
+                "datasets download": _fetched_how(download_spec(loader)),
             }
         )
     print_table(pd.DataFrame(rows), "terminal", "dataset plugins")
+
+
+def _fetched_how(spec) -> str:
+    if spec is None:
+        return "nothing to fetch"
+    return "fetches it" if spec.files else "says what to fetch by hand"
 
 
 @datasets.command("verify")
