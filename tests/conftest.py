@@ -17,6 +17,10 @@ import pytest
 import soundfile as sf
 
 from mer_bench.registry import load_registry
+from tests.no_network.sitecustomize import guard
+
+#: The folder whose sitecustomize keeps every `mer-bench` a test runs off the network.
+NO_NETWORK = Path(__file__).parent / "no_network"
 
 # Keras reads KERAS_HOME once, when first imported: point it (here and in every CLI
 # subprocess) at a folder of the test session's own, never the user's ~/.keras.
@@ -49,22 +53,10 @@ def cache_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
-#: Hosts a test may connect to: the loopback interface, where tests serve their own files.
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-
-
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
-    """Tests never open a connection beyond this machine: a TCP connect elsewhere fails the test.
-    (UDP "connects", which send nothing, stay allowed: Ray finds its own address that way.)"""
-    real = socket.socket.connect
-
-    def connect(sock, address):
-        if sock.type == socket.SOCK_STREAM and isinstance(address, tuple) and address[0] not in LOOPBACK:
-            raise AssertionError(f"a test tried to connect to {address}: tests never leave the loopback interface")
-        return real(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
+    """Tests never open a connection beyond this machine (tests/no_network/sitecustomize.py)."""
+    monkeypatch.setattr(socket.socket, "connect", guard(socket.socket.connect, AssertionError))
 
 
 @pytest.fixture(autouse=True)
@@ -133,8 +125,9 @@ def pip_install_target(source: Path, target: Path) -> None:
 def run_cli(*args: str, site: Path | None = None, env: dict | None = None, cwd: Path | None = None, timeout=300):
     """Run ``mer-bench`` in a subprocess, as a user would."""
     full_env = {**os.environ, **(env or {})}
-    if site is not None:
-        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), full_env.get("PYTHONPATH", "")]))
+    # The guard's folder first: its sitecustomize keeps the command off the network.
+    paths = [str(NO_NETWORK), str(site) if site is not None else "", full_env.get("PYTHONPATH", "")]
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     return subprocess.run(
         [sys.executable, "-m", "mer_bench", *args],
         capture_output=True,

@@ -236,7 +236,8 @@ def test_weights_download_places_the_file_where_effnetb3_finds_it_and_refuses_a_
         where = tmp_path / "keras" / "models" / "efficientnetb3_notop.h5"
         assert f"effnetb3: downloaded: {where} (MD5 checked (Keras' record" in placed.output
         assert resolve_weights("imagenet").path == where and where.read_bytes() == weights
-        again = runner.invoke(cli, ["weights", "download", "effnetb3", "--mirror", server.url, "--yes"])
+        # Already in place and right: only checked, so no terms to accept (no --yes, no terminal).
+        again = runner.invoke(cli, ["weights", "download", "effnetb3", "--mirror", server.url])
         assert f"effnetb3: already present: {where}" in again.output and len(server.served.requests) == 1
 
         monkeypatch.setenv("KERAS_HOME", str(tmp_path / "other"))
@@ -319,4 +320,10 @@ def test_datasets_list_says_which_datasets_download_themselves():
     rows = {line.split("│")[1].strip(): line for line in listing.stdout.splitlines() if line.startswith("│")}
     assert "fetches it" in rows["4q"] and "fetches it" in rows["deam"]
     assert "says what to fetch by hand" in rows["pmemo"] and "says what to fetch by hand" in rows["bimodal"]
-    assert "nothing to fetch" in rows["demo"]
+    assert "no download declared" in rows["demo"]
+
+
+def test_a_command_a_test_runs_cannot_leave_the_loopback_interface(tmp_path):
+    outside = run_cli("datasets", "download", "4q", "--data-dir", str(tmp_path), "--mirror", "http://192.0.2.1", "--yes")
+    assert outside.returncode == 1
+    assert "could not reach 192.0.2.1 (" in outside.stdout and "tests never leave the loopback interface" in outside.stdout

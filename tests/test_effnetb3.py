@@ -233,7 +233,7 @@ def _keras_format_h5(model, path) -> None:
 
 
 @pytest.fixture
-def no_network(monkeypatch):
+def no_sockets(monkeypatch):
     """Any attempt to open a socket fails the test."""
 
     def refuse(*args, **kwargs):
@@ -243,7 +243,7 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
-def test_a_weights_path_gives_exactly_keras_own_imagenet_model(tmp_path, monkeypatch, no_network):
+def test_a_weights_path_gives_exactly_keras_own_imagenet_model(tmp_path, monkeypatch, no_sockets):
     import keras.src.applications.efficientnet as keras_efficientnet
 
     shape = (64, 64, 3)

@@ -148,7 +148,7 @@ class Frozen:
 
 @hookimpl
 def mer_bench_models():
-    return [DuckFactory(), Slotted(), Frozen()]
+    return [DuckFactory(), Slotted(), Frozen(), DuckFactory]
 """
 
 
@@ -163,8 +163,10 @@ def test_a_duck_typed_factory_gets_the_protocols_defaults(site):
     check_model_learns(duck, plugins.task("quadrants"))
     with pytest.raises(ConfigError, match="model 'duck' learns classification tasks; task 'va' is a regression task"):
         check_model_learns(duck, plugins.task("va"))
-    # An object that cannot take the defaults is reported with the members it lacks.
-    (failure,) = plugins.failures
+    # An object that cannot take the defaults is reported with the members it lacks; a class
+    # returned in place of an instance is named.
+    failure, klass = plugins.failures
+    assert "its hook returned the class DuckFactory, not an instance: return DuckFactory()" in klass.error
     assert "Slotted" in failure.error
     assert "cannot be given the defaults of build_regressor, check, remote_weights, resources, task_kinds" in failure.error
     # Unit jobs carry factories to worker processes: the defaults travel with the object.

@@ -236,7 +236,8 @@ def test_bad_sweeps_are_one_clear_error(plugins, tmp_path):
     # A model that cannot learn the task stops the sweep before any run is prepared, even
     # when it comes last.
     plan, configs = sweep_of(models="majority,mean")
-    with pytest.raises(ConfigError, match="model 'mean' learns regression tasks; task 'quadrants' is a classification task"):
+    with pytest.raises(ConfigError, match=r"model\(s\) mean learn none of the sweep's tasks \(quadrants\): not run, quadrants is a "
+                       "classification task and mean learns regression tasks"):
         run_sweep(plan, configs, plugins, tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
 
@@ -298,3 +299,6 @@ def test_a_sweep_over_tasks_runs_each_model_on_the_tasks_it_learns(plugins, tmp_
     assert sorted(f.path for f in again.finished) == sorted(f.path for f in result.finished)
     with pytest.raises(ConfigError, match=r"model\(s\) mean learn none of the sweep's tasks \(arousal, quadrants\)"):
         run_sweep(*sweep_of(models="majority,mean", tasks="quadrants,arousal"), plugins, tmp_path / "runs")
+    # A sweep file written before `tasks` names its one task as a run does.
+    plan, configs = sweep_of(models="mean", task="va")
+    assert plan.tasks == ["va"] and [c.task for c in configs] == ["va"]

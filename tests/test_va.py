@@ -107,6 +107,9 @@ def test_va_learns_values_well_above_the_mean_floor_and_reports_them(tiny_plugin
     compared = run_cli("compare", learnt.run_id, floor.run_id, "--runs-dir", str(runs), "--format", "json",
                        "--resamples", "200")
     assert compared.returncode == 0, compared.stderr
+    # The classes the value ensembles imply get the overall McNemar row, as a classifier's would.
+    overall = json.loads(compared.stdout)["units"][-1]
+    assert overall["Unit"] == "Fold ensemble" and overall["Tracks"] == held["tracks"]
     values = {row["Dimension"]: row for row in json.loads(compared.stdout)["values"]}
     assert values["arousal"]["Mean abs error A"] < values["arousal"]["Mean abs error B"]
     # The p-value is Wilcoxon's on each test track's mean absolute error over the units.

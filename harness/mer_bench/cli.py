@@ -122,7 +122,6 @@ def datasets_list(state: State, data_dir: Path | None) -> None:
     """Show each dataset plugin, where to get it, whether `datasets download` fetches it, and whether it is found."""
     import pandas as pd
 
-    from mer_bench.dataset_download import download_spec
     from mer_bench.discover import find_in_data_dir
     from mer_bench.report import print_table
 
@@ -139,15 +138,23 @@ def datasets_list(state: State, data_dir: Path | None) -> None:
                 "Folder names": ", ".join((loader.name, *loader.folder_names)),
                 "Found under data dir": str(found or ""),
                 "Download": info.download,
-                "datasets download": _fetched_how(download_spec(loader)),
+                "datasets download": _fetched_how(loader),
             }
         )
     print_table(pd.DataFrame(rows), "terminal", "dataset plugins")
 
 
-def _fetched_how(spec) -> str:
+def _fetched_how(loader) -> str:
+    """What ``datasets download`` does for ``loader``, in words; a plugin's failure as a note."""
+    from mer_bench.dataset_download import download_spec
+    from mer_bench.errors import PluginCallError
+
+    try:
+        spec = download_spec(loader)
+    except PluginCallError as exc:
+        return f"broken: {exc}"
     if spec is None:
-        return "nothing to fetch"
+        return "no download declared"
     return "fetches it" if spec.files else "says what to fetch by hand"
 
 
@@ -314,14 +321,15 @@ def weights_download(state: State, models: tuple[str, ...], mirror: str | None, 
     and right is left alone. Runs never download: this is the one way in.
     """
     from mer_bench.progress import Progress
-    from mer_bench.weights_download import download_weights, remote_weights
+    from mer_bench.weights_download import download_weights, in_place, remote_weights
 
     plugins = state.plugins()
     factories = [plugins.model(name) for name in models]
-    for factory in factories:
-        for item in remote_weights(factory):
-            click.echo(f"{factory.name}: {item.terms or 'the plugin states no terms'} ({item.file.url})")
-    _accept_terms(f"Download the weights of {', '.join(models)} on these terms?", yes)
+    missing = [(f.name, item) for f in factories for item in remote_weights(f) if not in_place(item)]
+    for name, item in missing:
+        click.echo(f"{name}: {item.terms or 'the plugin states no terms'} ({item.file.url})")
+    if missing:  # files already in place and right are only checked: nothing to accept
+        _accept_terms(f"Download the weights of {', '.join(sorted({name for name, _ in missing}))} on these terms?", yes)
     with Progress(enabled=sys.stderr.isatty()) as progress:
         for factory in factories:
             for outcome in download_weights(factory, mirror=mirror, progress=progress):
@@ -734,15 +742,22 @@ def figures(run_id: str, runs_dir: Path, svg: bool) -> None:
 @click.option("--format", "fmt", type=FORMAT, default="terminal", show_default=True)
 @click.option("--resamples", type=click.IntRange(min=100), default=2000, show_default=True, help="Bootstrap resamples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
-def compare(run_a: str, run_b: str, runs_dir: Path, fmt: str, resamples: int, seed: int) -> None:
+@click.pass_obj
+def compare(state: State, run_a: str, run_b: str, runs_dir: Path, fmt: str, resamples: int, seed: int) -> None:
     """Paired tests of RUN_A against RUN_B on their shared splits (McNemar per unit, bootstrap of macro F1)."""
     from mer_bench.compare import compare_runs
     from mer_bench.report import print_table
     from mer_bench.results import RunFolder
+    from mer_bench.task import values_to_labels
 
-    result = compare_runs(
-        RunFolder.open(runs_dir, run_a), RunFolder.open(runs_dir, run_b), resamples=resamples, seed=seed
-    )
+    first = RunFolder.open(runs_dir, run_a)
+    label_values = None
+    task = first.manifest().task
+    if task.dimensions:
+        # The classes a regression run's mean values imply are the task plugin's to say.
+        plugin = state.plugins().task(task.name)
+        label_values = lambda values: values_to_labels(plugin, values)  # noqa: E731
+    result = compare_runs(first, RunFolder.open(runs_dir, run_b), label_values=label_values, resamples=resamples, seed=seed)
     low, high = result.f1_interval
     if fmt == "json":
         click.echo(

@@ -12,20 +12,22 @@ difference gets a paired bootstrap over test tracks (each resample keeps a track
 predictions from every unit together) with a percentile confidence interval.
 
 Runs of a regression task (``va``) are compared on the classes their values imply, as
-above but without the ensemble (there are no probabilities to average), and per dimension:
+above (their ensemble averages values, and its classes are those the mean values imply,
+given ``label_values``: the task plugin's), and per dimension:
 Wilcoxon's signed-rank test on the paired absolute errors per test track (each track's
 mean over the units that scored it), and the same paired bootstrap for the R² difference.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from mer_bench.errors import RunError
-from mer_bench.heldout import fold_ensemble
+from mer_bench.heldout import fold_ensemble, value_ensemble
 from mer_bench.results import RunFolder
 
 
@@ -66,6 +68,16 @@ def _predictions(folder: RunFolder, units: list[int]) -> pd.DataFrame:
     return predictions
 
 
+def _ensemble(predictions: pd.DataFrame, task, label_values) -> pd.DataFrame:
+    """Each test track's ``true`` and ``predicted`` class from the mean of the units that
+    scored it: of their probabilities, or for a regression task of their values."""
+    if not task.dimensions:
+        return fold_ensemble(predictions, task.classes)
+    ensemble = value_ensemble(predictions, task.dimensions)
+    values = ensemble[[f"pred_{d}" for d in task.dimensions]].to_numpy(dtype=float)
+    return ensemble.assign(predicted=label_values(values))[["uid", "true", "predicted"]]
+
+
 def _check_paired(a: RunFolder, b: RunFolder) -> list[str]:
     """The unit labels, or RunError saying why the runs cannot be paired."""
     ma, mb = a.manifest(), b.manifest()
@@ -87,8 +99,18 @@ def _check_paired(a: RunFolder, b: RunFolder) -> list[str]:
     return ma.units
 
 
-def compare_runs(a: RunFolder, b: RunFolder, *, resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> Comparison:
-    """Compare run ``a`` with run ``b`` unit by unit on their shared splits."""
+def compare_runs(
+    a: RunFolder,
+    b: RunFolder,
+    *,
+    label_values: Callable[[np.ndarray], list[str]] | None = None,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Comparison:
+    """Compare run ``a`` with run ``b`` unit by unit on their shared splits. For a regression
+    task, ``label_values`` (the classes an (n, dimensions) array of values implies) gives the
+    overall row on the runs' value ensembles; without it that row is left out."""
     from sklearn.metrics import f1_score
 
     labels = _check_paired(a, b)
@@ -110,11 +132,10 @@ def compare_runs(a: RunFolder, b: RunFolder, *, resamples: int = 2000, confidenc
         overall = "All tracks (each scored once)"
     else:
         overall = "Fold ensemble" if all(label.startswith("Fold ") for label in labels) else "Ensemble per track"
-    if task.dimensions:
-        overall_parts = []  # no probabilities to average into an ensemble
-    else:
-        ensembles = fold_ensemble(pa, task.classes).merge(
-            fold_ensemble(pb, task.classes), on="uid", suffixes=("_a", "_b"), validate="one_to_one"
+    overall_parts = []
+    if not task.dimensions or label_values is not None:
+        ensembles = _ensemble(pa, task, label_values).merge(
+            _ensemble(pb, task, label_values), on="uid", suffixes=("_a", "_b"), validate="one_to_one"
         )
         ensembles["right_a"] = ensembles["predicted_a"] == ensembles["true_a"]
         ensembles["right_b"] = ensembles["predicted_b"] == ensembles["true_b"]

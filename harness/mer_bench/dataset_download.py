@@ -118,7 +118,9 @@ def download_dataset(
             try:
                 unpack(got.path, staging / file.unpack_into)
             except DownloadError as exc:
-                # Out of the way, so the next run fetches it anew (a cut or wrong file).
+                if file.sha256 or file.md5:
+                    raise  # its checksum matched: fetching it again would give the same bytes
+                # Unchecked, it may be a cut or wrong file: out of the way, so the next run fetches it anew.
                 raise DownloadError(f"{exc}; it is moved aside as {set_aside(got.path)}: the next run fetches it anew") from None
         place(_dataset_root(loader, staging), target)
     except OSError as exc:  # the data directory itself: not a folder, no permission, full

@@ -238,7 +238,8 @@ def _inside(name: str) -> bool:
 
 def unpack(archive: Path, into: Path) -> None:
     """Unpack a zip or tar archive (gzip, bzip2 or xz) into ``into``; DownloadError for
-    anything else, or for a member that would land outside ``into``."""
+    anything else, a damaged archive, or a member that would land outside ``into``
+    (file-system errors, a full disk, stay OSErrors: the archive is not at fault)."""
     try:
         into.mkdir(parents=True, exist_ok=True)
         if zipfile.is_zipfile(archive):
@@ -258,7 +259,7 @@ def unpack(archive: Path, into: Path) -> None:
                 t.extractall(into, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
         else:
             raise DownloadError(f"{archive.name} is neither a zip nor a tar archive; it was not unpacked")
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
         raise DownloadError(f"{archive.name} could not be unpacked ({type(exc).__name__}: {exc})") from None
 
 

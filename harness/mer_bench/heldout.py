@@ -50,10 +50,12 @@ def value_ensemble(predictions: pd.DataFrame, dimensions: tuple[str, ...] | list
 
 
 def _r2(true: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """R² along the last axis (as scikit-learn's r2_score, row by row)."""
+    """R² along the last axis, as scikit-learn's r2_score gives it row by row (for constant
+    truth: 1 for a perfect prediction, else 0, its ``force_finite`` rule)."""
     residual = ((true - predicted) ** 2).sum(axis=-1)
     total = ((true - true.mean(axis=-1, keepdims=True)) ** 2).sum(axis=-1)
-    return 1 - residual / np.where(total == 0, np.nan, total)
+    constant = total == 0
+    return np.where(constant, (residual == 0).astype(float), 1 - residual / np.where(constant, 1.0, total))
 
 
 def heldout_summary(
@@ -105,19 +107,25 @@ def heldout_summary(
         },
     }
     if dimensions:
-        out["regression"] = _regression_heldout(predictions, ensemble, dimensions, picks, tail)
+        out["regression"] = _regression_heldout(predictions, dimensions, resamples, tail, seed)
     return out
 
 
 def _regression_heldout(
-    predictions: pd.DataFrame, ensemble: pd.DataFrame, dimensions, picks: np.ndarray, tail: float
+    predictions: pd.DataFrame, dimensions, resamples: int, tail: float, seed: int
 ) -> dict[str, dict[str, Any]]:
     """Per dimension: R² as the mean over folds and of the fold ensemble, each with a bootstrap
-    interval over the test tracks of ``picks`` (uid order), and the ensemble's CCC and RMSE."""
+    interval over test tracks, and the ensemble's CCC and RMSE; ``tracks`` counts the tracks
+    they are computed on: those every unit scored, so that each fold's R² is on the same tracks."""
     from mer_bench.metrics import regression_score
 
+    every = predictions.groupby("uid")["unit"].nunique() == predictions["unit"].nunique()
+    common = predictions[predictions["uid"].isin(every[every].index)]
+    ensemble = value_ensemble(common, dimensions)
+    picks = np.random.default_rng(seed).integers(0, len(ensemble), size=(resamples, len(ensemble)))
+
     def interval(r2_per_resample: np.ndarray) -> list[float]:
-        return [float(np.nanquantile(r2_per_resample, tail)), float(np.nanquantile(r2_per_resample, 1 - tail))]
+        return [float(np.quantile(r2_per_resample, tail)), float(np.quantile(r2_per_resample, 1 - tail))]
 
     scores = regression_score(
         ensemble[[f"true_{d}" for d in dimensions]].to_numpy(dtype=float),
@@ -126,17 +134,15 @@ def _regression_heldout(
     )
     out = {}
     for d in dimensions:
-        # One column per fold, one row per test track, both in order.
-        folds = predictions.pivot(index="uid", columns="unit", values=f"pred_{d}").sort_index().to_numpy(dtype=float)
+        # One column per fold, one row per test track, both in uid order as the ensemble's rows.
+        folds = common.pivot(index="uid", columns="unit", values=f"pred_{d}").sort_index().to_numpy(dtype=float)
         true = ensemble[f"true_{d}"].to_numpy(dtype=float)
         mean = ensemble[f"pred_{d}"].to_numpy(dtype=float)
         per_fold = _r2(true[picks][:, None, :], folds.T[:, picks].transpose(1, 0, 2))  # (resamples, folds)
         out[d] = {
-            "r2_mean_over_folds": {
-                "value": float(_r2(true, folds.T).mean()),
-                "interval": interval(per_fold.mean(axis=1)),
-            },
-            "ensemble_r2": {"value": scores[d]["r2"], "interval": interval(_r2(true[picks], mean[picks]))},
+            "tracks": int(len(ensemble)),
+            "r2_mean_over_folds": {"value": float(_r2(true, folds.T).mean()), "interval": interval(per_fold.mean(axis=1))},
+            "ensemble_r2": {"value": float(_r2(true, mean)), "interval": interval(_r2(true[picks], mean[picks]))},
             "ensemble_ccc": scores[d]["ccc"],
             "ensemble_rmse": scores[d]["rmse"],
         }

@@ -248,6 +248,9 @@ class _Loader:
         return self.result
 
     def add(self, kind: str, protocol: type, obj: Any, source: PluginSource) -> None:
+        if isinstance(obj, type):
+            self.fail(source, f"its hook returned the class {obj.__name__}, not an instance: return {obj.__name__}()")
+            return
         name = getattr(obj, "name", None)
         missing = missing_members(obj, protocol)
         refused = [] if missing else give_defaults(obj, protocol)

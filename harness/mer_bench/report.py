@@ -65,7 +65,7 @@ def test_set_table(folder: RunFolder) -> tuple[pd.DataFrame, str] | None:
     averaged = "values" if held.regression else "probabilities"
     rows = [
         {
-            "Figure": "Mean over folds (the paper's; Table 3 All Folds)",
+            "Figure": "Mean over folds (Table 3 All Folds)" if held.regression else "Mean over folds (the paper's; Table 3 All Folds)",
             "Accuracy": held.accuracy_mean_over_folds.value,
             f"Accuracy {level} interval": span(held.accuracy_mean_over_folds.interval),
             "F1-score (macro)": summary.metrics.macro_f1.mean,

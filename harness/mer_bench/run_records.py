@@ -186,8 +186,10 @@ class Ensemble(Record):
 
 
 class DimensionHeldOut(Record):
-    """A regression dimension on the shared test set (mer_bench.heldout)."""
+    """A regression dimension on the shared test set (mer_bench.heldout), computed on the
+    ``tracks`` every unit scored."""
 
+    tracks: int | None = None
     r2_mean_over_folds: Interval
     ensemble_r2: Interval
     ensemble_ccc: float

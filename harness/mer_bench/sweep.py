@@ -41,7 +41,8 @@ class SweepConfig(BaseModel):
     #: Protocol names; every model runs under each. Empty: the run's (preset's) protocol.
     protocols: list[str] = Field(default_factory=list)
     #: Task names; every model runs each task it can learn (a pair it cannot is skipped and
-    #: reported). Empty: the run's task (``quadrants`` unless the run table names one).
+    #: reported; a model that learns none is an error). Empty: ``quadrants``. A single
+    #: ``task = "..."`` in the file is read as ``tasks = ["..."]``.
     tasks: list[str] = Field(default_factory=list)
     executor: str = "local"
     executor_settings: dict[str, Any] = Field(default_factory=dict)
@@ -78,6 +79,9 @@ def build_sweep(registry: Registry, overrides: dict[str, Any], config_file: Path
             merged[key] = [m.strip() for m in merged[key].split(",") if m.strip()]
     sweep_values = {k: merged[k] for k in SWEEP_KEYS if k in merged}
     sweep_values["run"] = {k: v for k, v in merged.items() if k not in SWEEP_KEYS}
+    # One task may be named as a run names it (sweep files before `tasks` did so).
+    if "task" in sweep_values["run"] and "tasks" not in sweep_values:
+        sweep_values["tasks"] = [sweep_values["run"].pop("task")]
     for one, many in (("model", "models"), ("protocol", "protocols"), ("task", "tasks")):
         if one in sweep_values["run"]:
             raise ConfigError(f"a sweep names its {many} with '{many}', not '{one}'")
@@ -105,11 +109,8 @@ def run_configs(registry: Registry, sweep: SweepConfig) -> list[RunConfig]:
 
 def learnable(configs: list[RunConfig], plugins: PluginSet) -> tuple[list[RunConfig], list[str]]:
     """The runs whose model can learn their task, and a line for each run left out because it
-    cannot, when the sweep's runs have several tasks; with one task such a run is kept (and
-    refused by :func:`check_run`, with its reason). A model that learns none of the tasks is
-    a ConfigError: nothing of it would run."""
-    if len({c.task for c in configs}) < 2:
-        return configs, []
+    cannot. A model that learns none of the sweep's tasks is a ConfigError: nothing of it
+    would run."""
     kept, skipped = [], []
     for config in configs:
         factory, task = plugins.model(config.model), plugins.task(config.task)
@@ -118,11 +119,14 @@ def learnable(configs: list[RunConfig], plugins: PluginSet) -> tuple[list[RunCon
         else:
             skipped.append(
                 f"{config.model} / {config.task}: not run, {config.task} is a {task.kind} task and {config.model} "
-                f"learns {', '.join(factory.task_kinds)} tasks"
+                f"learns {', '.join(factory.task_kinds) or 'no'} tasks"
             )
     idle = sorted({c.model for c in configs} - {c.model for c in kept})
     if idle:
-        raise ConfigError(f"model(s) {', '.join(idle)} learn none of the sweep's tasks ({', '.join(sorted({c.task for c in configs}))})")
+        raise ConfigError(
+            f"model(s) {', '.join(idle)} learn none of the sweep's tasks ({', '.join(sorted({c.task for c in configs}))}): "
+            + "; ".join(line.split(": ", 1)[1] for line in skipped if line.split(" / ")[0] in idle)
+        )
     return kept, skipped
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mer_bench.download import fetch
+from mer_bench.download import check_file, fetch
 from mer_bench.errors import DownloadError, PluginCallError
 from mer_bench.plugin_calls import plugin_call
 from mer_bench.progress import SILENT, Progress
@@ -37,6 +37,15 @@ def remote_weights(factory: ModelFactory) -> list[RemoteWeights]:
                 "weights file unchecked"
             )
     return declared
+
+
+def in_place(item: RemoteWeights) -> bool:
+    """Whether ``item``'s file is where its model looks, with the declared checksum."""
+    try:
+        check_file(Path(item.path), item.file)
+        return True
+    except (DownloadError, OSError):
+        return False
 
 
 def download_weights(
