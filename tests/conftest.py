@@ -70,13 +70,19 @@ def isolated_cache(cache_root, monkeypatch):
 @pytest.fixture
 def tiny_plugins(tmp_path, monkeypatch):
     """The built-in plugins and the tiny demo dataset (``demo-tiny``), loaded in this process."""
+    return load_with_module(tmp_path, monkeypatch, "tiny_demo", TINY_DEMO)
+
+
+def load_with_module(tmp_path: Path, monkeypatch, module: str, source: str):
+    """The built-in plugins and plugin module ``module`` (its ``source`` written to a site
+    folder under ``tmp_path`` and put on sys.path), loaded in this process."""
     from mer_bench.plugin_manager import load_plugins
 
     site = tmp_path / "site"
-    site.mkdir()
-    (site / "tiny_demo.py").write_text(TINY_DEMO)
+    site.mkdir(exist_ok=True)
+    (site / f"{module}.py").write_text(source)
     monkeypatch.syspath_prepend(str(site))
-    return load_plugins([*BUILTINS, "tiny_demo"], entry_points=False)
+    return load_plugins([*BUILTINS, module], entry_points=False)
 
 
 def write_tone(path: Path, seconds: float, sample_rate: int = 16000, channels: int = 1, freq: float = 440.0) -> Path:

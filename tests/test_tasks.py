@@ -8,10 +8,9 @@ import pytest
 from mer_bench.config import build_config
 from mer_bench.errors import ConfigError, PluginCallError
 from mer_bench.pipeline import run_benchmark
-from mer_bench.plugin_manager import load_plugins
 from mer_bench.predict import predict_files
 from mer_bench.registry import load_registry
-from tests.conftest import BUILTINS, TINY_DEMO, run_cli, write_tone
+from tests.conftest import TINY_DEMO, load_with_module, run_cli, write_tone
 
 ODD_PLUGINS = TINY_DEMO + """
 import pandas as pd
@@ -99,11 +98,7 @@ def test_predict_names_its_column_after_the_task(tiny_plugins, tmp_path):
 
 
 def test_a_task_or_model_that_cannot_run_is_one_clear_error_before_any_work(tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "odd_tasks.py").write_text(ODD_PLUGINS)
-    monkeypatch.syspath_prepend(str(site))
-    plugins = load_plugins([*BUILTINS, "odd_tasks"], entry_points=False)
+    plugins = load_with_module(tmp_path, monkeypatch, "odd_tasks", ODD_PLUGINS)
     runs = tmp_path / "runs"
     with pytest.raises(PluginCallError, match="task plugin 'ranking' has kind 'ranking'; mer-bench runs classification, regression tasks"):
         run_benchmark(config(model="majority", task="ranking"), plugins, runs)

@@ -13,14 +13,13 @@ from mer_bench.figures import value_predictions
 from mer_bench.html_report import run_report_html
 from mer_bench.metrics import concordance, regression_score
 from mer_bench.pipeline import run_benchmark
-from mer_bench.plugin_manager import load_plugins
 from mer_bench.predict import predict_files
 from mer_bench.registry import load_registry
 from mer_bench.results import RunFolder
 from mer_bench.types import Scale
 from mer_bench_plugins.tasks.va import ValenceArousal
 from tests import layouts
-from tests.conftest import BUILTINS, TINY_DEMO, run_cli, write_tone
+from tests.conftest import TINY_DEMO, load_with_module, run_cli, write_tone
 
 
 def config(**values):
@@ -177,11 +176,7 @@ def mer_bench_tasks():
 
 
 def test_a_regression_task_with_wrong_values_is_named_in_one_line(tmp_path, monkeypatch):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "broken_task.py").write_text(BROKEN_TASK)
-    monkeypatch.syspath_prepend(str(site))
-    plugins = load_plugins([*BUILTINS, "broken_task"], entry_points=False)
+    plugins = load_with_module(tmp_path, monkeypatch, "broken_task", BROKEN_TASK)
     with pytest.raises(PluginCallError, match="task plugin 'loudness': values must have the columns loudness, got volume"):
         run_benchmark(config(model="mean", task="loudness"), plugins, tmp_path / "runs")
     with pytest.raises(ConfigError, match="model 'majority' learns classification tasks; task 'va' is a regression task"):
