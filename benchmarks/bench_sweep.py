@@ -21,10 +21,15 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def unit_dirs(folder) -> list:
+    """The folders of a finished run's units (``unit-K``), in unit order."""
+    return [folder.unit_dir(k) for k in folder.manifest().unit_numbers()]
+
+
 def fingerprint(folder) -> dict[str, bytes]:
-    """Splits, per-fold predictions and metrics of one run."""
+    """Splits, per-unit predictions and metrics of one run."""
     names = ["splits.csv"] + sorted(
-        str(p.relative_to(folder.path)) for p in folder.path.glob("fold-*/*") if p.suffix in (".csv", ".json")
+        str(p.relative_to(folder.path)) for d in unit_dirs(folder) for p in d.iterdir() if p.suffix in (".csv", ".json")
     )
     return {n: (folder.path / n).read_bytes() for n in names}
 
@@ -51,7 +56,7 @@ def main() -> None:
             start = time.perf_counter()
             result = run_sweep(plan, run_configs(registry, plan), plugins, Path(tmp) / executor)
             seconds = time.perf_counter() - start
-            jobs = sum(len(list(f.path.glob("fold-*"))) for f in result.finished)
+            jobs = sum(len(unit_dirs(f)) for f in result.finished)
             outputs[executor] = {f.read_json("summary.json")["model"]: fingerprint(f) for f in result.finished}
             rows.append({"executor": executor, "fold_jobs": jobs, "wall_s": round(seconds, 1), "failures": len(result.failures)})
         first = next(iter(outputs.values()))

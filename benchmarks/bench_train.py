@@ -53,6 +53,7 @@ def child(kind: str, folder: Path, n: int, epochs: int, batch: int) -> dict:
     from mer_bench.types import FoldData
     from mer_bench_plugins.models.effnetb3 import EffNetB3, EffNetB3Settings, build_network
     from mer_bench_plugins.models.imagenet_weights import WeightsSource
+    from mer_bench_plugins.models.keras_classifier import Output
 
     train_seconds: list[float] = []
 
@@ -77,7 +78,7 @@ def child(kind: str, folder: Path, n: int, epochs: int, batch: int) -> dict:
         features = Features([images], ids, [])
         train = FoldData(features.select(ids[:n]), labels[:n], ids[:n])
         val = FoldData(features.select(ids[n:]), labels[n:], ids[n:])
-        model = EffNetB3(settings, 4, seed=0)
+        model = EffNetB3(settings, Output(False, 4), seed=0)
         model.fit(train, val)
 
         def predict():
@@ -85,7 +86,7 @@ def child(kind: str, folder: Path, n: int, epochs: int, batch: int) -> dict:
     else:
         x = np.asarray(images, dtype=np.float32)
         keras.utils.set_random_seed(0)
-        network = build_network(x.shape[1:], 4, WeightsSource("none"))
+        network = build_network(x.shape[1:], Output(False, 4), WeightsSource("none"))
         network.compile(
             optimizer=keras.optimizers.Adam(settings.learning_rate),
             loss=keras.losses.SparseCategoricalCrossentropy(),
